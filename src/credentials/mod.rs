@@ -1,17 +1,36 @@
 //! Credentials: private keys and the ZITADEL key file.
 //!
-//! A [`SigningKey`] is parsed once (PEM as PKCS#1, PKCS#8 or SEC1; JWK; the
-//! ZITADEL key file) and signs many assertions; its algorithm follows from the
-//! key (RSA → RS256, P-256 → ES256, Ed25519 → EdDSA). A [`KeyRing`] holds the
-//! key in use and lets it be replaced on a live authenticator.
+//! A [`SigningKey`] is parsed once (PEM as PKCS#1, PKCS#8 or SEC1; DER; JWK;
+//! the ZITADEL [`KeyFile`]) and signs many assertions; its algorithm follows
+//! from the key (RSA → RS256, P-256 → ES256, Ed25519 → EdDSA). Its
+//! [`PublicKey`] verifies them and exports itself as a JWK or a PEM
+//! `PUBLIC KEY`, for registering the key at a provider. A [`KeyRing`] holds
+//! the key in use and lets it be replaced on a live authenticator.
+//!
+//! Key material lives in the crypto library (aws-lc), which wipes it when a
+//! key is dropped; the buffers this module decodes keys into are wiped too.
+//! No `Debug` output or [`KeyError`] shows key material.
 
 // The parsing, signing and verification live in submodules; this file keeps
-// the public surface that the rest of the crate builds on.
+// the small shared types and the key ring.
+
+mod der;
+mod error;
+mod jwk;
+mod key_file;
+mod pem;
+mod signing;
+mod text;
 
 use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+
+pub use error::KeyError;
+pub(crate) use error::json_category;
+pub use key_file::KeyFile;
+pub use signing::{PublicKey, SigningKey};
 
 /// A signature algorithm for assertions (RFC 7518 §3.1, RFC 8037).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +53,26 @@ impl Algorithm {
             Self::EdDsa => "EdDSA",
         }
     }
+
+    /// The algorithm named by a JOSE `alg` value (RFC 7518 §3.1, RFC 8037 §3.1),
+    /// or `None` for any other value, `"none"` included.
+    pub fn from_jose(alg: &str) -> Option<Self> {
+        match alg {
+            "RS256" => Some(Self::Rs256),
+            "ES256" => Some(Self::Es256),
+            "EdDSA" => Some(Self::EdDsa),
+            _ => None,
+        }
+    }
+
+    /// The type of key that signs with this algorithm.
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            Self::Rs256 => KeyType::Rsa,
+            Self::Es256 => KeyType::EcP256,
+            Self::EdDsa => KeyType::Ed25519,
+        }
+    }
 }
 
 impl fmt::Display for Algorithm {
@@ -42,50 +81,61 @@ impl fmt::Display for Algorithm {
     }
 }
 
-/// Why a key could not be read or used. Never contains key material.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// The kind of a private or public key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum KeyError {
-    /// Placeholder replaced by the key module's real variants.
-    #[error("key error: {0}")]
-    Invalid(String),
+pub enum KeyType {
+    /// RSA (2048 to 8192 bits).
+    Rsa,
+    /// Elliptic curve P-256 (secp256r1).
+    EcP256,
+    /// Edwards curve Ed25519.
+    Ed25519,
 }
 
-/// A private key that signs assertions. `Debug` shows the algorithm and the
-/// key id, never key material; the key is wiped from memory on drop.
-pub struct SigningKey {
-    algorithm: Algorithm,
-    key_id: String,
-}
-
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("algorithm", &self.algorithm)
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SigningKey {
-    /// The algorithm this key signs with.
+impl KeyType {
+    /// The algorithm keys of this type sign with.
     pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
+        match self {
+            Self::Rsa => Algorithm::Rs256,
+            Self::EcP256 => Algorithm::Es256,
+            Self::Ed25519 => Algorithm::EdDsa,
+        }
     }
+}
 
-    /// The key id (`kid`) the provider knows this key by.
-    pub fn key_id(&self) -> &str {
-        &self.key_id
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Rsa => "RSA",
+            Self::EcP256 => "EC P-256",
+            Self::Ed25519 => "Ed25519",
+        })
     }
+}
 
-    /// Signs `message` (the JWS signing input).
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError`] when the signing library fails.
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let _ = message;
-        Err(KeyError::Invalid("not built yet".into()))
+/// An encoding of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyFormat {
+    /// PKCS#1 `RSAPrivateKey` (RFC 8017 appendix A.1.2), PEM label `RSA PRIVATE KEY`.
+    Pkcs1,
+    /// PKCS#8 `PrivateKeyInfo` (RFC 5208, RFC 5958), PEM label `PRIVATE KEY`.
+    Pkcs8,
+    /// SEC1 `ECPrivateKey` (RFC 5915), PEM label `EC PRIVATE KEY`.
+    Sec1,
+    /// X.509 `SubjectPublicKeyInfo` (RFC 5280 §4.1.2.7), PEM label `PUBLIC KEY`.
+    Spki,
+}
+
+impl fmt::Display for KeyFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pkcs1 => "PKCS#1",
+            Self::Pkcs8 => "PKCS#8",
+            Self::Sec1 => "SEC1",
+            Self::Spki => "SubjectPublicKeyInfo",
+        })
     }
 }
 
@@ -97,7 +147,9 @@ pub struct KeyRing {
 
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("KeyRing").field(&self.current.load()).finish()
+        f.debug_tuple("KeyRing")
+            .field(&self.current.load())
+            .finish()
     }
 }
 
@@ -120,3 +172,6 @@ impl KeyRing {
         self.current.store(Arc::new(key));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,11 @@ use std::pin::Pin;
 
 use crate::error::TransportError;
 
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+#[cfg(feature = "blocking")]
+pub mod ureq;
+
 /// The largest response body the library reads from a token or discovery
 /// endpoint. Real responses are a few kilobytes.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
