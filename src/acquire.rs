@@ -7,6 +7,28 @@
 //! a personal access token needs no request at all. The acquirer produces
 //! the requests and consumes the responses; the driver sends them.
 //!
+//! # Clock skew
+//!
+//! The acquirer keeps a [`ClockSkew`] estimate of the provider's clock
+//! offset and signs every assertion at the corrected time (`iat` is the
+//! corrected wall clock minus the method's `iat` backdate). The estimate
+//! learns from the `Date` header of the token endpoint's own answers (a
+//! token, or an RFC 6749 §5.2 error), never from discovery, whose document
+//! a cache may serve with an old `Date` (RFC 9111 §4.2.3), nor from error
+//! pages, which a proxy with another clock may have written.
+//!
+//! When the provider refuses an assertion and its `error_description` blames
+//! the assertion's times ([`mentions_assertion_time`]), and that response's
+//! `Date` moved the estimate away from the offset the assertion was signed
+//! with, the acquirer signs a new assertion at once and sends it: one retry
+//! per acquisition, so a provider that keeps refusing costs one extra
+//! request, not a storm. When the refusal stands, the error is a
+//! [`TokenError::ClockSkew`] that names the offset: transient when the next
+//! assertion is corrected, permanent when the offset is beyond
+//! [`MAX_CLOCK_OFFSET`](crate::skew::MAX_CLOCK_OFFSET) and the host clock
+//! must be set. A refusal whose `Date` agrees with the offset used is
+//! returned unchanged: the clocks are not the cause.
+//!
 //! ```
 //! use std::time::{Instant, SystemTime};
 //! use service_auth::acquire::{Acquirer, Step};
@@ -49,13 +71,15 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use crate::endpoint::UrlPolicy;
-use crate::error::{ResponseProblem, TokenError};
+use crate::error::{ProviderError, ResponseProblem, TokenError};
 use crate::flow::{AwaitingDiscovery, AwaitingTokenResponse, Discovery, ProviderMetadata};
-use crate::flow::{ConfigError, RequestOptions, TokenFlow};
+use crate::flow::{ClientAuth, ConfigError, Grant, RequestOptions, TokenFlow};
 use crate::manager::{RefreshPolicy, TokenManager};
 use crate::method::{Endpoints, Method};
+use crate::response::server_date;
 use crate::rng::Rng;
 use crate::secret::AccessToken;
+use crate::skew::{Calibration, ClockOffset, ClockSkew, ClockSkewError, mentions_assertion_time};
 use crate::time::{Clock, Now, SystemClock};
 use crate::token::Token;
 
@@ -70,6 +94,7 @@ pub struct Acquirer {
     options: RequestOptions,
     metadata: Option<ProviderMetadata>,
     rng: Rng,
+    skew: ClockSkew,
 }
 
 /// What the driver does next in an acquisition.
@@ -102,7 +127,17 @@ pub struct Awaiting {
 #[derive(Debug)]
 enum Stage {
     Discovery(AwaitingDiscovery),
-    Token(AwaitingTokenResponse),
+    Token(TokenStage),
+}
+
+/// A token request in flight, with what its answer is judged by.
+#[derive(Debug)]
+struct TokenStage {
+    awaiting: AwaitingTokenResponse,
+    /// The clock offset the request's assertion (if any) was signed with.
+    offset: ClockOffset,
+    /// Whether this request is the acquisition's retry after a correction.
+    retried: bool,
 }
 
 impl Acquirer {
@@ -125,7 +160,21 @@ impl Acquirer {
             options,
             metadata,
             rng,
+            skew: ClockSkew::new(),
         }
+    }
+
+    /// Replaces the clock skew estimator (default [`ClockSkew::new`]); pass
+    /// [`ClockSkew::disabled`] to sign by the host clock alone.
+    #[must_use]
+    pub fn with_clock_skew(mut self, skew: ClockSkew) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    /// The clock skew estimator: the offset later assertions are signed with.
+    pub fn clock_skew(&self) -> &ClockSkew {
+        &self.skew
     }
 
     /// The method.
@@ -169,12 +218,16 @@ impl Acquirer {
                     request,
                 }
             }
-            _ => self.token_request(now),
+            _ => self.token_request(now, false),
         }
     }
 
     /// Hands the response to the request of `awaiting`, received at `now`,
     /// and says what comes next.
+    ///
+    /// A token endpoint's answer may lead to one more request: the retry
+    /// after a clock correction described in the [module
+    /// documentation](self#clock-skew).
     pub fn handle_response<B: AsRef<[u8]>>(
         &mut self,
         awaiting: Awaiting,
@@ -185,21 +238,15 @@ impl Acquirer {
             Stage::Discovery(awaiting) => match awaiting.handle_response(response) {
                 Ok(metadata) => {
                     self.metadata = Some(metadata);
-                    self.token_request(now)
+                    self.token_request(now, false)
                 }
                 Err(error) => Step::Done(Err(error)),
             },
-            Stage::Token(awaiting) => {
-                let result = awaiting.handle_response(response, now);
-                if let Err(error) = &result {
-                    self.forget_moved_endpoint(error);
-                }
-                Step::Done(result)
-            }
+            Stage::Token(stage) => self.token_response(stage, response, now),
         }
     }
 
-    fn token_request(&mut self, now: Now) -> Step {
+    fn token_request(&mut self, now: Now, retried: bool) -> Step {
         let endpoint = (self.endpoints.token_endpoint())
             .or_else(|| self.metadata.as_ref().map(ProviderMetadata::token_endpoint));
         let (Method::Grant(grant), Some(endpoint)) = (&self.method, endpoint) else {
@@ -207,14 +254,101 @@ impl Acquirer {
             // endpoint is either configured or discovered before this point.
             return Step::Done(Ok(self.personal_access_token(now)));
         };
-        match TokenFlow::new(grant, endpoint, &self.options).start(now, &mut self.rng) {
+        // Only the wall clock moves, and only assertion times read it.
+        let offset = self.skew.offset();
+        let signing_time = self.skew.correct(now);
+        match TokenFlow::new(grant, endpoint, &self.options).start(signing_time, &mut self.rng) {
             Ok((awaiting, request)) => Step::Send {
                 awaiting: Awaiting {
-                    stage: Stage::Token(awaiting),
+                    stage: Stage::Token(TokenStage {
+                        awaiting,
+                        offset,
+                        retried,
+                    }),
                 },
                 request,
             },
             Err(error) => Step::Done(Err(error)),
+        }
+    }
+
+    fn token_response<B: AsRef<[u8]>>(
+        &mut self,
+        stage: TokenStage,
+        response: http::Response<B>,
+        now: Now,
+    ) -> Step {
+        let TokenStage {
+            awaiting,
+            offset: used,
+            retried,
+        } = stage;
+        let date = server_date(&response);
+        let result = awaiting.handle_response(response, now);
+        // Only the provider's own answers calibrate (see the module docs).
+        let calibration = match (&result, date) {
+            (Ok(_) | Err(TokenError::Provider(_)), Some(date)) => {
+                Some(self.skew.observe(date, now.wall()))
+            }
+            _ => None,
+        };
+        match result {
+            Ok(token) => Step::Done(Ok(token)),
+            Err(TokenError::Provider(refusal)) => {
+                self.provider_refusal(refusal, used, retried, calibration, now)
+            }
+            Err(error) => {
+                self.forget_moved_endpoint(&error);
+                Step::Done(Err(error))
+            }
+        }
+    }
+
+    /// Retries once, or reports the clock skew, when the provider refused
+    /// the assertion for its times and its `Date` explains why.
+    fn provider_refusal(
+        &mut self,
+        refusal: ProviderError,
+        used: ClockOffset,
+        retried: bool,
+        calibration: Option<Calibration>,
+        now: Now,
+    ) -> Step {
+        let blames_time = refusal
+            .description
+            .as_deref()
+            .is_some_and(mentions_assertion_time);
+        if !blames_time || !self.signs_assertions() {
+            return Step::Done(Err(refusal.into()));
+        }
+        if let Some(Calibration::Refused { measured }) = calibration {
+            return Step::Done(Err(ClockSkewError::new(refusal, measured, false).into()));
+        }
+        let offset = self.skew.offset();
+        if !offset.differs_from(used) {
+            return Step::Done(Err(refusal.into()));
+        }
+        if retried {
+            return Step::Done(Err(ClockSkewError::new(refusal, offset, true).into()));
+        }
+        tracing::debug!(
+            code = %refusal.code,
+            offset_seconds = offset.seconds(),
+            previous_seconds = used.seconds(),
+            "assertion refused for its times; retrying once at the corrected time"
+        );
+        self.token_request(now, true)
+    }
+
+    /// Whether the method signs assertions, the only requests whose
+    /// acceptance depends on the host clock.
+    fn signs_assertions(&self) -> bool {
+        match self.method.grant() {
+            Some(Grant::JwtBearer(_)) => true,
+            Some(Grant::ClientCredentials(grant)) => {
+                matches!(grant.auth(), ClientAuth::PrivateKeyJwt(_))
+            }
+            _ => false,
         }
     }
 
@@ -262,6 +396,7 @@ pub(crate) struct Settings {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) seed: Option<u64>,
     pub(crate) background: bool,
+    pub(crate) clock_skew: ClockSkew,
 }
 
 impl Settings {
@@ -274,6 +409,7 @@ impl Settings {
             clock: Arc::new(SystemClock),
             seed: None,
             background: true,
+            clock_skew: ClockSkew::new(),
         }
     }
 
@@ -289,7 +425,8 @@ impl Settings {
         let mut root = self.seed.map_or_else(Rng::from_entropy, Rng::from_seed);
         let manager = TokenManager::new(self.policy, Rng::from_seed(root.next_u64()));
         let acquirer_rng = Rng::from_seed(root.next_u64());
-        let acquirer = Acquirer::new(self.method, self.endpoints, self.options, acquirer_rng);
+        let acquirer = Acquirer::new(self.method, self.endpoints, self.options, acquirer_rng)
+            .with_clock_skew(self.clock_skew);
         (manager, acquirer, self.clock)
     }
 }

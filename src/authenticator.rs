@@ -51,7 +51,8 @@ use crate::transport::{DynTransport, Transport};
 /// authenticator is used from. Called outside a tokio runtime, a fetch runs
 /// inside the calling future instead (and dropping that future abandons
 /// it), and background refresh is off when the authenticator is built
-/// outside a runtime.
+/// outside a runtime. Background refresh sleeps on tokio's timer: build the
+/// runtime with `enable_time` (or `enable_all`, as `#[tokio::main]` does).
 ///
 /// # Examples
 ///
@@ -300,7 +301,7 @@ impl Inner {
     /// The fast path: the published token, if the lease covers now.
     #[inline]
     fn cached_fresh(&self) -> Option<Arc<CachedToken>> {
-        let now = self.clock.now().instant();
+        let now = self.clock.instant();
         let lease = self.lease.load();
         let lease = lease.as_ref().filter(|lease| lease.covers(now))?;
         Some(Arc::clone(lease.token()))
@@ -319,7 +320,7 @@ impl Inner {
                 Ok(outcome) => outcome.clone(),
                 Err(_closed) => Some(Err(Error::FetchAborted)),
             };
-            let now = self.clock.now().instant();
+            let now = self.clock.instant();
             match outcome {
                 // A caller that ran a refresh inline still has the valid token.
                 Some(Err(error)) => return self.servable(now).ok_or(error),
@@ -333,7 +334,7 @@ impl Inner {
     /// for, together with that fetch when there was no runtime to spawn it
     /// on and the caller must run it.
     fn serve_or_wait(self: &Arc<Self>) -> Next {
-        let now = self.clock.now().instant();
+        let now = self.clock.instant();
         let mut state = self.lock_state();
         let inline = state
             .manager
@@ -406,7 +407,7 @@ impl Inner {
     }
 
     fn with_manager(&self, input: impl FnOnce(&mut TokenManager, Instant)) {
-        let now = self.clock.now().instant();
+        let now = self.clock.instant();
         let mut state = self.lock_state();
         input(&mut state.manager, now);
         self.publish(&state.manager);
@@ -417,7 +418,7 @@ impl Inner {
     /// One round of the background task: handles deadlines, starts a due
     /// fetch, and says how long to sleep.
     fn tick(self: &Arc<Self>) -> (Option<Duration>, Option<FetchTask>) {
-        let now = self.clock.now().instant();
+        let now = self.clock.instant();
         let mut state = self.lock_state();
         state.manager.handle_timeout(now);
         let inline = state
@@ -482,7 +483,7 @@ impl FetchTask {
         let Some(fetch) = self.fetch.take() else {
             return;
         };
-        let now = self.inner.clock.now().instant();
+        let now = self.inner.clock.instant();
         let mut state = self.inner.lock_state();
         let outcome = state.manager.handle_result(fetch, result, now);
         self.inner.publish(&state.manager);

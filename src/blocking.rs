@@ -130,7 +130,7 @@ impl BlockingAuthenticator {
     /// and a recent failure holds fetches back; [`Error::FetchAborted`] when
     /// the transport panicked.
     pub fn token(&self) -> Result<Arc<CachedToken>, Error> {
-        let now = self.inner.clock.now().instant();
+        let now = self.inner.clock.instant();
         if let Some(lease) = &*self.inner.lease.load()
             && lease.covers(now)
         {
@@ -283,7 +283,7 @@ impl Inner {
     fn token_slow(self: &Arc<Self>) -> Outcome {
         let mut state = self.lock_state();
         loop {
-            let now = self.clock.now().instant();
+            let now = self.clock.instant();
             if let Some(fetch) = state.manager.poll_fetch(now) {
                 self.publish(&state.manager);
                 let serving = servable(state.manager.token(now));
@@ -294,7 +294,7 @@ impl Inner {
                     return Ok(cached);
                 }
                 match guard.run() {
-                    Ok(cached) if cached.is_servable(self.clock.now().instant()) => {
+                    Ok(cached) if cached.is_servable(self.clock.instant()) => {
                         return Ok(cached);
                     }
                     Ok(_) => {}
@@ -316,7 +316,7 @@ impl Inner {
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            let now = self.clock.now().instant();
+            let now = self.clock.instant();
             match &state.last_outcome {
                 Some(Err(error)) => return Err(error.clone()),
                 Some(Ok(cached)) if cached.is_servable(now) => return Ok(Arc::clone(cached)),
@@ -354,7 +354,7 @@ impl Inner {
         result: Result<Token, TokenError>,
         waiters_get: Option<Error>,
     ) -> Outcome {
-        let now = self.clock.now().instant();
+        let now = self.clock.instant();
         let mut state = self.lock_state();
         let outcome = state.manager.handle_result(fetch, result, now);
         let outcome = waiters_get.map_or(outcome, Err);
@@ -368,7 +368,7 @@ impl Inner {
     }
 
     fn with_manager(&self, input: impl FnOnce(&mut TokenManager, Instant)) {
-        let now = self.clock.now().instant();
+        let now = self.clock.instant();
         let mut state = self.lock_state();
         input(&mut state.manager, now);
         self.publish(&state.manager);
@@ -380,7 +380,7 @@ impl Inner {
     /// fetch on this thread, and says how long to sleep.
     fn tick(self: &Arc<Self>) -> Option<Duration> {
         loop {
-            let now = self.clock.now().instant();
+            let now = self.clock.instant();
             let mut state = self.lock_state();
             state.manager.handle_timeout(now);
             let fetch = state.manager.poll_fetch(now);

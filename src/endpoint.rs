@@ -45,7 +45,9 @@ impl UrlPolicy {
 #[non_exhaustive]
 pub enum UrlError {
     /// The text is not an absolute URL.
-    #[error("{what} `{url}` is not an absolute URL ({reason}); expected a URL like `https://auth.example.com`")]
+    #[error(
+        "{what} `{url}` is not an absolute URL ({reason}); expected a URL like `https://auth.example.com`"
+    )]
     Malformed {
         /// Which URL: "issuer", "token endpoint", ….
         what: &'static str,
@@ -77,13 +79,17 @@ pub enum UrlError {
         scheme: String,
     },
     /// The URL carries a user name or password.
-    #[error("{what} contains credentials before the host (`user:password@`); remove them and configure credentials separately")]
+    #[error(
+        "{what} contains credentials before the host (`user:password@`); remove them and configure credentials separately"
+    )]
     UserInfo {
         /// Which URL.
         what: &'static str,
     },
     /// An issuer with a query or fragment (RFC 8414 §2 forbids both).
-    #[error("{what} `{url}` has a query or fragment; an issuer is scheme, host and optional path only (RFC 8414 §2)")]
+    #[error(
+        "{what} `{url}` has a query or fragment; an issuer is scheme, host and optional path only (RFC 8414 §2)"
+    )]
     QueryOrFragment {
         /// Which URL.
         what: &'static str,
@@ -268,8 +274,14 @@ mod tests {
         for (input, want) in [
             ("https://auth.example.com", "https://auth.example.com"),
             ("https://auth.example.com/", "https://auth.example.com"),
-            ("HTTPS://AUTH.example.com:443/realms/x/", "https://auth.example.com/realms/x"),
-            ("https://auth.example.com:8443", "https://auth.example.com:8443"),
+            (
+                "HTTPS://AUTH.example.com:443/realms/x/",
+                "https://auth.example.com/realms/x",
+            ),
+            (
+                "https://auth.example.com:8443",
+                "https://auth.example.com:8443",
+            ),
         ] {
             assert_eq!(Issuer::parse(input, p).unwrap().as_str(), want, "{input}");
         }
@@ -283,7 +295,9 @@ mod tests {
         assert!(Issuer::parse("http://auth.example.com", loose).is_err());
         assert!(Issuer::parse("http://127.0.0.1:8080", UrlPolicy::https_only()).is_err());
         assert_eq!(
-            Issuer::parse("http://127.0.0.1:8080/", loose).unwrap().as_str(),
+            Issuer::parse("http://127.0.0.1:8080/", loose)
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8080"
         );
         assert!(Issuer::parse("http://[::1]:1/", loose).is_ok());

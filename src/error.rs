@@ -104,7 +104,9 @@ impl ErrorCode {
                 "check the key id, the service user, the assertion audience and the host clock"
             }
             Self::UnauthorizedClient => "allow this grant type for the client at the provider",
-            Self::UnsupportedGrantType => "the provider does not support this method; choose another",
+            Self::UnsupportedGrantType => {
+                "the provider does not support this method; choose another"
+            }
             Self::InvalidScope => "request only scopes the client is allowed",
             Self::Other(_) => "retrying later may help",
         }
@@ -258,7 +260,10 @@ impl TransportError {
     ///
     /// The source's `Display` appears in messages: it must not contain
     /// request or response bodies.
-    pub fn new(kind: TransportErrorKind, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+    pub fn new(
+        kind: TransportErrorKind,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
         Self {
             kind,
             source: Some(Arc::from(source.into())),
@@ -294,8 +299,14 @@ pub enum TokenError {
     Key(#[from] KeyError),
     /// The provider rejected the personal access token: it never refreshes,
     /// so a new one must be configured.
-    #[error("the provider rejected the personal access token; it cannot be refreshed: configure a new one")]
+    #[error(
+        "the provider rejected the personal access token; it cannot be refreshed: configure a new one"
+    )]
     PersonalAccessTokenRejected,
+    /// The provider refused the assertion for its times, and its `Date`
+    /// header shows the host clock is off; the provider's error is inside.
+    #[error(transparent)]
+    ClockSkew(#[from] crate::skew::ClockSkewError),
 }
 
 impl TokenError {
@@ -309,6 +320,7 @@ impl TokenError {
             Self::Response(err) => err.retry,
             Self::Transport(_) => RetryAdvice::Transient { after: None },
             Self::Key(_) | Self::PersonalAccessTokenRejected => RetryAdvice::Permanent,
+            Self::ClockSkew(err) => err.retry(),
         }
     }
 }

@@ -437,7 +437,20 @@ pub struct FetchMismatch {
 /// when the state is [`TokenState::Pending`] or [`TokenState::RefreshDue`].
 ///
 /// Single flight is enforced here: `poll_fetch` returns `None` while a fetch
-/// is in flight, and the [`FetchId`] it hands out must come back exactly once.
+/// is in flight, and the [`FetchId`] it hands out must come back exactly once
+/// ([`handle_result`](Self::handle_result) takes either outcome and returns
+/// what the waiting callers get).
+///
+/// A driver with a lock-free read path publishes [`lease`](Self::lease)
+/// after every input: until the lease's deadline, a caller can be given its
+/// token without touching the manager.
+///
+/// # Implementation note
+///
+/// The manager keeps no timers of its own: every answer is computed from the
+/// `now` passed in, so a driver that never calls `handle_timeout` still gets
+/// correct answers from `token` and `poll_fetch`; `handle_timeout` only
+/// retires passed deadlines so that `poll_timeout` moves on.
 ///
 /// ```
 /// use std::time::{Duration, Instant};

@@ -60,6 +60,12 @@ impl Now {
 pub trait Clock: Send + Sync + 'static {
     /// Reads both clocks.
     fn now(&self) -> Now;
+
+    /// Reads the monotonic clock alone, for the drivers' hot path, which
+    /// needs no wall-clock time. Must agree with `now().instant()`.
+    fn instant(&self) -> Instant {
+        self.now().instant()
+    }
 }
 
 /// The operating system's clocks.
@@ -70,6 +76,10 @@ impl Clock for SystemClock {
     fn now(&self) -> Now {
         // The one place the library reads the real clocks.
         Now::new(Instant::now(), SystemTime::now())
+    }
+
+    fn instant(&self) -> Instant {
+        Instant::now()
     }
 }
 
@@ -89,19 +99,28 @@ impl ManualClock {
 
     /// Moves both clocks forward by `by`.
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *now = now.advance(by);
     }
 
     /// Sets the wall clock alone, as a clock step or a skewed host would.
     pub fn set_wall(&self, wall: SystemTime) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *now = Now::new(now.instant(), wall);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Now {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

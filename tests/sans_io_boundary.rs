@@ -45,7 +45,14 @@ fn core_names_no_runtime_client_or_socket() {
         if IO_MODULES.iter().any(|allowed| shown.contains(allowed)) {
             continue;
         }
-        for needle in ["tokio::", "reqwest::", "ureq::", "TcpStream", "TcpListener", "UdpSocket"] {
+        for needle in [
+            "tokio::",
+            "reqwest::",
+            "ureq::",
+            "TcpStream",
+            "TcpListener",
+            "UdpSocket",
+        ] {
             for (number, line) in code_lines(&text) {
                 assert!(
                     !line.contains(needle),
@@ -69,7 +76,10 @@ fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 fn sources() -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
-    collect(Path::new(env!("CARGO_MANIFEST_DIR")).join("src").as_path(), &mut files);
+    collect(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src").as_path(),
+        &mut files,
+    );
     assert!(files.len() > 5, "found too few source files: {files:?}");
     files
         .into_iter()

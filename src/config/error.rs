@@ -70,7 +70,11 @@ pub enum Error {
     InvalidUserAgent,
 
     /// A private key cannot be read or used.
-    #[error("the private key{}{} cannot be used: {reason}", in_file(path.as_ref()), from_variable(*variable))]
+    #[error(
+        "the private key{}{} cannot be used: {reason}",
+        in_file(path.as_ref()),
+        from_variable(*variable)
+    )]
     Key {
         /// The file the key came from, if any.
         path: Option<PathBuf>,
@@ -93,7 +97,8 @@ pub enum Error {
 
     /// A file that holds a secret cannot be read.
     #[error(
-        "cannot read the {what} {}{}: {kind}; check the path and that this process may read the file",
+        "cannot read the {what} {}{}: {kind}; check the path and that this process may read \
+         the file",
         path.display(),
         from_variable(*variable)
     )]
@@ -177,14 +182,12 @@ pub enum Error {
     },
 
     /// An option was set that the method cannot use.
-    #[error("the {option} does not apply to the {method} method: remove it{}", from_variables(variables))]
+    #[error("the {option} does not apply to the {method} method: remove it")]
     NotApplicable {
         /// The option, e.g. "assertion lifetime".
         option: &'static str,
         /// The method's name.
         method: &'static str,
-        /// The environment variables involved, if any.
-        variables: &'static [&'static str],
     },
 
     /// Options that configure the built-in transports were set, and a
@@ -305,7 +308,7 @@ pub enum EnvError {
     )]
     NoCredentials,
     /// A variable the chosen method needs is not set.
-    #[error("{variable} is not set, and the {method} method needs it: {hint}")]
+    #[error("the variable {variable} is not set, and the {method} method needs it: {hint}")]
     Missing {
         /// The missing variable.
         variable: &'static str,
@@ -315,7 +318,10 @@ pub enum EnvError {
         hint: &'static str,
     },
     /// Variables are set that do not go together.
-    #[error("{} are set together, which is ambiguous: {hint}", join(variables))]
+    #[error(
+        "the variables {} are set together, which is ambiguous: {hint}",
+        join(variables)
+    )]
     Conflicting {
         /// The variables that conflict.
         variables: Vec<&'static str>,
@@ -323,13 +329,16 @@ pub enum EnvError {
         hint: &'static str,
     },
     /// A variable is set to the empty string.
-    #[error("{variable} is set but empty: give it a value or unset it")]
+    #[error("the variable {variable} is set but empty: give it a value or unset it")]
     Empty {
         /// The variable.
         variable: &'static str,
     },
     /// A variable's value is not one of the accepted ones.
-    #[error("{variable} has an invalid value{}: expected {expected}", shown_value(value.as_deref()))]
+    #[error(
+        "the variable {variable} has an invalid value{}: expected {expected}",
+        shown_value(value.as_deref())
+    )]
     Invalid {
         /// The variable.
         variable: &'static str,
@@ -340,7 +349,10 @@ pub enum EnvError {
         expected: String,
     },
     /// A `SERVICE_AUTH_` variable this library does not know.
-    #[error("{variable} is not a variable of this library (a typo?): the known ones are {known}")]
+    #[error(
+        "unknown variable {variable}: this library reads no such variable (a typo?); the known \
+         ones are {known}"
+    )]
     Unknown {
         /// The variable's name, made printable and cut short.
         variable: String,
@@ -348,7 +360,7 @@ pub enum EnvError {
         known: String,
     },
     /// A variable's value is not valid Unicode.
-    #[error("{variable} is not valid Unicode: set it to UTF-8 text")]
+    #[error("the variable {variable} is not valid Unicode: set it to UTF-8 text")]
     NotUnicode {
         /// The variable.
         variable: String,
@@ -357,13 +369,6 @@ pub enum EnvError {
 
 fn from_variable(variable: Option<&'static str>) -> String {
     variable.map(|v| format!(" (from {v})")).unwrap_or_default()
-}
-
-fn from_variables(variables: &[&'static str]) -> String {
-    match variables {
-        [] => String::new(),
-        _ => format!(" (unset {})", join(variables)),
-    }
 }
 
 fn in_file(path: Option<&PathBuf>) -> String {

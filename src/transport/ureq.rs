@@ -560,10 +560,18 @@ fn map_error(err: ureq::Error) -> TransportError {
         | ureq::Error::ConnectProxyFailed(_)
         | ureq::Error::Tls(_)
         | ureq::Error::Rustls(_) => TransportErrorKind::Connect,
+        ureq::Error::Io(io) if is_tls_failure(io) => TransportErrorKind::Connect,
         ureq::Error::Io(io) => io_kind(io.kind()),
         _ => TransportErrorKind::Other,
     };
     TransportError::new(kind, err)
+}
+
+/// ureq reports a failed TLS handshake (an untrusted certificate, say) as an
+/// `io::Error` wrapping the `rustls::Error`: a connection failure, like
+/// reqwest's.
+fn is_tls_failure(io: &std::io::Error) -> bool {
+    io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 fn io_kind(kind: std::io::ErrorKind) -> TransportErrorKind {

@@ -90,15 +90,26 @@ impl Server {
         let mut child = spawn(&dir, options);
         let stderr_tail = drain_stderr(&mut child);
         let (ready, stdout) = read_ready_line(&mut child, &stderr_tail);
-        let ready: Ready = serde_json::from_str(&ready)
-            .unwrap_or_else(|err| panic!("the server's ready line is not the documented JSON ({err}): {ready}"));
+        let ready: Ready = serde_json::from_str(&ready).unwrap_or_else(|err| {
+            panic!("the server's ready line is not the documented JSON ({err}): {ready}")
+        });
         let text = fs::read_to_string(&ready.manifest)
             .unwrap_or_else(|err| panic!("cannot read {}: {err}", ready.manifest.display()));
-        let manifest: Manifest = serde_json::from_str(&text)
-            .unwrap_or_else(|err| panic!("{} is not the documented manifest: {err}", ready.manifest.display()));
+        let manifest: Manifest = serde_json::from_str(&text).unwrap_or_else(|err| {
+            panic!(
+                "{} is not the documented manifest: {err}",
+                ready.manifest.display()
+            )
+        });
         assert_eq!(manifest.format, 1, "unknown manifest format");
-        assert_eq!(manifest.issuer, ready.issuer, "the ready line and the manifest disagree");
-        assert_eq!(manifest.access_token_ttl_seconds, u64::from(options.ttl_seconds));
+        assert_eq!(
+            manifest.issuer, ready.issuer,
+            "the ready line and the manifest disagree"
+        );
+        assert_eq!(
+            manifest.access_token_ttl_seconds,
+            u64::from(options.ttl_seconds)
+        );
         let stdin = child.stdin.take();
         Self {
             child,
@@ -189,11 +200,16 @@ impl Server {
     /// The private key of the private key JWT client `client_id`, read from its PEM file with
     /// the key id the server registered.
     pub fn client_key(&self, client_id: &str) -> SigningKey {
-        let client = self.client(client_id);
-        let (Some(path), Some(kid)) = (&client.private_key_file, &client.kid) else {
-            panic!("{client_id} is not a private key JWT client");
-        };
-        SigningKey::read_pem_file(path, kid.as_str()).expect("a client key from its PEM file")
+        let kid = self.client(client_id).kid.as_deref();
+        let kid = kid.unwrap_or_else(|| panic!("{client_id} is not a private key JWT client"));
+        self.client_key_as(client_id, kid)
+    }
+
+    /// The private key of the private key JWT client `client_id` under key id `kid`.
+    pub fn client_key_as(&self, client_id: &str, kid: &str) -> SigningKey {
+        let path = self.client(client_id).private_key_file.as_ref();
+        let path = path.unwrap_or_else(|| panic!("{client_id} is not a private key JWT client"));
+        SigningKey::read_pem_file(path, kid).expect("a client key from its PEM file")
     }
 
     /// The ZITADEL application key file of the private key JWT client `client_id`.
@@ -207,19 +223,18 @@ impl Server {
     /// The private key with JOSE algorithm `alg` of the JWT bearer grant's service user, read
     /// from its PEM file with the key id the server registered.
     pub fn bearer_key(&self, alg: &str) -> SigningKey {
-        let key = self.bearer(alg);
-        SigningKey::read_pem_file(&key.private_key_file, key.kid.as_str())
+        self.bearer_key_as(alg, self.bearer_kid(alg))
+    }
+
+    /// The service user's key of JOSE algorithm `alg` under key id `kid`.
+    pub fn bearer_key_as(&self, alg: &str, kid: &str) -> SigningKey {
+        SigningKey::read_pem_file(&self.bearer(alg).private_key_file, kid)
             .expect("a service user key from its PEM file")
     }
 
     /// The key id the server registered for the service user's `alg` key.
     pub fn bearer_kid(&self, alg: &str) -> &str {
         &self.bearer(alg).kid
-    }
-
-    /// The path of the service user's `alg` key as PKCS#8 PEM.
-    pub fn bearer_key_path(&self, alg: &str) -> &Path {
-        &self.bearer(alg).private_key_file
     }
 
     /// The service user's RS256 key as a ZITADEL service account key file.
@@ -249,7 +264,11 @@ impl Server {
 
     /// Sends a request to the protected resource with the async transport.
     pub async fn call_resource_async(&self, request: http::Request<Vec<u8>>) -> ResourceReply {
-        let response = self.reqwest().send(request).await.expect("the resource answers");
+        let response = self
+            .reqwest()
+            .send(request)
+            .await
+            .expect("the resource answers");
         ResourceReply::from_response(response)
     }
 
@@ -461,8 +480,12 @@ impl ResourceReply {
             .get(http::header::WWW_AUTHENTICATE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let body = serde_json::from_slice(response.body())
-            .unwrap_or_else(|err| panic!("/resource answered {} without JSON: {err}", response.status()));
+        let body = serde_json::from_slice(response.body()).unwrap_or_else(|err| {
+            panic!(
+                "/resource answered {} without JSON: {err}",
+                response.status()
+            )
+        });
         Self {
             status: response.status(),
             www_authenticate,
@@ -522,11 +545,17 @@ fn check_prerequisites() {
                    or from https://nodejs.org, then run `npm ci --prefix tests/interop` in the \
                    repository root; these tests are never skipped";
         for tool in ["node", "npm"] {
-            let version = Command::new(tool).arg("--version").stdin(Stdio::null()).output();
+            let version = Command::new(tool)
+                .arg("--version")
+                .stdin(Stdio::null())
+                .output();
             match version {
                 Ok(output) if output.status.success() => {}
                 Ok(output) => {
-                    return Err(format!("`{tool} --version` failed ({}): {fix}", output.status));
+                    return Err(format!(
+                        "`{tool} --version` failed ({}): {fix}",
+                        output.status
+                    ));
                 }
                 Err(err) => return Err(format!("`{tool}` cannot be run ({err}): {fix}")),
             }
@@ -553,7 +582,10 @@ fn unique_dir() -> PathBuf {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos());
-    let name = format!("service-auth-interop-{}-{serial}-{nanos}", std::process::id());
+    let name = format!(
+        "service-auth-interop-{}-{serial}-{nanos}",
+        std::process::id()
+    );
     std::env::temp_dir().join(name)
 }
 
@@ -619,18 +651,28 @@ fn read_ready_line(
         let read = stdout.read_line(&mut line).map(|_| line);
         let _ = sender.send((read, stdout));
     });
-    let failure = |what: String| -> ! {
-        let _ = child.kill();
-        let _ = child.wait();
-        let tail = stderr_tail.lock().unwrap_or_else(PoisonError::into_inner).join("\n");
-        panic!("the interop server did not start: {what}; its stderr:\n{tail}");
-    };
     match receiver.recv_timeout(READY_TIMEOUT) {
         Ok((Ok(line), stdout)) if !line.trim().is_empty() => (line, stdout),
-        Ok((Ok(_), _)) => failure("stdout closed before the ready line".into()),
-        Ok((Err(err), _)) => failure(format!("reading stdout failed: {err}")),
-        Err(_) => failure(format!("no ready line within {READY_TIMEOUT:?}")),
+        Ok((Ok(_), _)) => start_failed(child, stderr_tail, "stdout closed before the ready line"),
+        Ok((Err(err), _)) => {
+            start_failed(child, stderr_tail, &format!("reading stdout failed: {err}"))
+        }
+        Err(_) => start_failed(
+            child,
+            stderr_tail,
+            &format!("no ready line within {READY_TIMEOUT:?}"),
+        ),
     }
+}
+
+fn start_failed(child: &mut Child, stderr_tail: &Mutex<Vec<String>>, what: &str) -> ! {
+    let _ = child.kill();
+    let _ = child.wait();
+    let tail = stderr_tail
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .join("\n");
+    panic!("the interop server did not start: {what}; its stderr:\n{tail}");
 }
 
 fn control(method: http::Method, url: &str) -> http::Request<Vec<u8>> {
@@ -642,6 +684,10 @@ fn control(method: http::Method, url: &str) -> http::Request<Vec<u8>> {
 }
 
 fn parse_control<T: for<'de> Deserialize<'de>>(response: &http::Response<Vec<u8>>) -> T {
-    assert_eq!(response.status(), http::StatusCode::OK, "the control API failed");
+    assert_eq!(
+        response.status(),
+        http::StatusCode::OK,
+        "the control API failed"
+    );
     serde_json::from_slice(response.body()).expect("the control API answers JSON")
 }
