@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 use crate::acquire::{Acquirer, Settings, Step};
 use crate::error::{TokenError, TransportError, TransportErrorKind};
 use crate::flow::{ConfigError, RequestOptions};
-use crate::manager::{CachedToken, Error, FetchId, Generation, Lease, RefreshPolicy};
+use crate::manager::{CachedToken, Error, FetchId, Generation, PublishedLease, RefreshPolicy};
 use crate::manager::{TokenManager, TokenState};
 use crate::method::{Endpoints, Method};
 use crate::time::Clock;
@@ -98,7 +98,7 @@ pub struct AuthenticatorBuilder {
 
 struct Inner {
     /// What the fast path reads: republished after every manager input.
-    lease: ArcSwapOption<Lease>,
+    lease: ArcSwapOption<PublishedLease>,
     clock: Arc<dyn Clock>,
     transport: Arc<dyn DynTransport>,
     state: Mutex<State>,
@@ -230,7 +230,7 @@ impl fmt::Debug for Authenticator {
             .field("method", &self.inner.method_name)
             .field(
                 "generation",
-                &lease.as_ref().map(|l| l.token().generation()),
+                &lease.as_ref().map(|l| l.lease().token().generation()),
             )
             .field("background_refresh", &self.inner.background.is_some())
             .finish_non_exhaustive()
@@ -301,10 +301,8 @@ impl Inner {
     /// The fast path: the published token, if the lease covers now.
     #[inline]
     fn cached_fresh(&self) -> Option<Arc<CachedToken>> {
-        let now = self.clock.instant();
         let lease = self.lease.load();
-        let lease = lease.as_ref().filter(|lease| lease.covers(now))?;
-        Some(Arc::clone(lease.token()))
+        lease.as_ref()?.current(&*self.clock).map(Arc::clone)
     }
 
     async fn token_slow(self: &Arc<Self>) -> Outcome {
@@ -435,7 +433,11 @@ impl Inner {
     }
 
     fn publish(&self, manager: &TokenManager) {
-        self.lease.store(manager.lease().map(Arc::new));
+        self.lease.store(
+            manager
+                .lease()
+                .map(|lease| Arc::new(PublishedLease::new(lease, &*self.clock))),
+        );
     }
 
     fn wake_background(&self) {

@@ -15,7 +15,7 @@ use arc_swap::ArcSwapOption;
 use crate::acquire::{Acquirer, Settings, Step};
 use crate::error::{TokenError, TransportError, TransportErrorKind};
 use crate::flow::{ConfigError, RequestOptions};
-use crate::manager::{CachedToken, Error, FetchId, Generation, Lease, RefreshPolicy};
+use crate::manager::{CachedToken, Error, FetchId, Generation, PublishedLease, RefreshPolicy};
 use crate::manager::{TokenManager, TokenState};
 use crate::method::{Endpoints, Method};
 use crate::time::Clock;
@@ -79,7 +79,7 @@ pub struct BlockingAuthenticatorBuilder {
 
 struct Inner {
     /// What the fast path reads: republished after every manager input.
-    lease: ArcSwapOption<Lease>,
+    lease: ArcSwapOption<PublishedLease>,
     clock: Arc<dyn Clock>,
     transport: Box<dyn BlockingTransport>,
     state: Mutex<State>,
@@ -130,11 +130,14 @@ impl BlockingAuthenticator {
     /// and a recent failure holds fetches back; [`Error::FetchAborted`] when
     /// the transport panicked.
     pub fn token(&self) -> Result<Arc<CachedToken>, Error> {
-        let now = self.inner.clock.instant();
-        if let Some(lease) = &*self.inner.lease.load()
-            && lease.covers(now)
+        if let Some(token) = self
+            .inner
+            .lease
+            .load()
+            .as_ref()
+            .and_then(|lease| lease.current(&*self.inner.clock))
         {
-            return Ok(Arc::clone(lease.token()));
+            return Ok(Arc::clone(token));
         }
         self.inner.token_slow()
     }
@@ -209,7 +212,7 @@ impl fmt::Debug for BlockingAuthenticator {
             .field("method", &self.inner.method_name)
             .field(
                 "generation",
-                &lease.as_ref().map(|l| l.token().generation()),
+                &lease.as_ref().map(|l| l.lease().token().generation()),
             )
             .field("background_refresh", &self.inner.background.is_some())
             .finish_non_exhaustive()
@@ -398,7 +401,11 @@ impl Inner {
     }
 
     fn publish(&self, manager: &TokenManager) {
-        self.lease.store(manager.lease().map(Arc::new));
+        self.lease.store(
+            manager
+                .lease()
+                .map(|lease| Arc::new(PublishedLease::new(lease, &*self.clock))),
+        );
     }
 
     fn wake_background(&self) {

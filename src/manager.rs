@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{RetryAdvice, TokenError};
 use crate::rng::Rng;
+use crate::time::{Clock, Deadline};
 use crate::token::Token;
 
 /// The longest duration the policy accepts for any of its settings.
@@ -302,6 +303,34 @@ impl Lease {
     #[inline]
     pub fn covers(&self, now: Instant) -> bool {
         self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// A [`Lease`] as the drivers publish it to their cached-token path: its
+/// deadline converted once for the driver's clock (see [`Deadline`]), so
+/// that a read costs one cheap clock reading.
+#[derive(Debug)]
+pub struct PublishedLease {
+    lease: Lease,
+    deadline: Deadline,
+}
+
+impl PublishedLease {
+    /// Publishes `lease` for reads on `clock`.
+    pub fn new(lease: Lease, clock: &dyn Clock) -> Self {
+        let deadline = Deadline::new(lease.until(), clock);
+        Self { lease, deadline }
+    }
+
+    /// The lease.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// The token, while `clock` is before the lease's end.
+    #[inline]
+    pub fn current(&self, clock: &dyn Clock) -> Option<&Arc<CachedToken>> {
+        self.deadline.is_ahead(clock).then(|| self.lease.token())
     }
 }
 
