@@ -7,28 +7,6 @@
 //! a personal access token needs no request at all. The acquirer produces
 //! the requests and consumes the responses; the driver sends them.
 //!
-//! # Clock skew
-//!
-//! The acquirer keeps a [`ClockSkew`] estimate of the provider's clock
-//! offset and signs every assertion at the corrected time (`iat` is the
-//! corrected wall clock minus the method's `iat` backdate). The estimate
-//! learns from the `Date` header of the token endpoint's own answers (a
-//! token, or an RFC 6749 §5.2 error), never from discovery, whose document
-//! a cache may serve with an old `Date` (RFC 9111 §4.2.3), nor from error
-//! pages, which a proxy with another clock may have written.
-//!
-//! When the provider refuses an assertion and its `error_description` blames
-//! the assertion's times ([`mentions_assertion_time`]), and that response's
-//! `Date` moved the estimate away from the offset the assertion was signed
-//! with, the acquirer signs a new assertion at once and sends it: one retry
-//! per acquisition, so a provider that keeps refusing costs one extra
-//! request, not a storm. When the refusal stands, the error is a
-//! [`TokenError::ClockSkew`] that names the offset: transient when the next
-//! assertion is corrected, permanent when the offset is beyond
-//! [`MAX_CLOCK_OFFSET`](crate::skew::MAX_CLOCK_OFFSET) and the host clock
-//! must be set. A refusal whose `Date` agrees with the offset used is
-//! returned unchanged: the clocks are not the cause.
-//!
 //! ```
 //! use std::time::{Instant, SystemTime};
 //! use service_auth::acquire::{Acquirer, Step};
@@ -65,6 +43,28 @@
 //! assert!(acquirer.metadata().is_some(), "discovery is cached for the next acquisition");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Clock skew
+//!
+//! The acquirer keeps a [`ClockSkew`] estimate of the provider's clock
+//! offset and signs every assertion at the corrected time (`iat` is the
+//! corrected wall clock minus the method's `iat` backdate). The estimate
+//! learns from the `Date` header of the token endpoint's own answers (a
+//! token, or an RFC 6749 §5.2 error), never from discovery, whose document
+//! a cache may serve with an old `Date` (RFC 9111 §4.2.3), nor from error
+//! pages, which a proxy with another clock may have written.
+//!
+//! When the provider refuses an assertion and its `error_description` blames
+//! the assertion's times ([`mentions_assertion_time`]), and that response's
+//! `Date` moved the estimate away from the offset the assertion was signed
+//! with, the acquirer signs a new assertion at once and returns it as the
+//! next [`Step::Send`]: one retry per acquisition, so a provider that keeps
+//! refusing costs one extra request, not a storm. When the refusal stands,
+//! the error is a [`TokenError::ClockSkew`] that names the offset: transient
+//! when the next assertion is corrected, permanent when the offset is beyond
+//! [`MAX_CLOCK_OFFSET`](crate::skew::MAX_CLOCK_OFFSET) and the host clock
+//! must be set. A refusal whose `Date` agrees with the offset used is
+//! returned unchanged: the clocks are not the cause.
 
 use std::sync::Arc;
 

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use config_support::{ISSUER, Spy, TempDir, pem_chunks};
 use http::StatusCode;
+use service_auth::acquire::Acquirer;
 use service_auth::config::{Config, Error};
 use service_auth::credentials::{Algorithm, KeyFile, KeyRing, SigningKey};
 use service_auth::endpoint::{Issuer, UrlPolicy};
 use service_auth::flow::{ClientAssertion, ClientAuth, ClientCredentials, Grant, RequestOptions};
-use service_auth::method::Method;
+use service_auth::method::{Endpoints, Method};
 use service_auth::mock::{Fault, MockServer, SecretMethod};
 use service_auth::rng::Rng;
 use service_auth::secret::{
@@ -127,6 +128,19 @@ fn methods_and_request_options() {
     value.set_sensitive(true);
     options.extra_headers.insert("x-gateway-key", value);
     planted.debug("RequestOptions", &options);
+
+    let issuer = Issuer::parse(ISSUER, UrlPolicy::https_only()).expect("issuer");
+    let method = Method::from(ClientCredentials::new(
+        CLIENT,
+        ClientAuth::SecretPost(ClientSecret::new(SECRET)),
+    ));
+    let acquirer = Acquirer::new(
+        method,
+        Endpoints::Discover(issuer),
+        options,
+        Rng::from_seed(1),
+    );
+    planted.debug("Acquirer", &acquirer);
 }
 
 #[test]

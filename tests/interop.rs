@@ -474,7 +474,9 @@ async fn signature_by_an_unregistered_key_is_invalid_grant() {
 }
 
 /// A host clock two hours behind signs assertions that expired an hour ago: `invalid_grant`
-/// for the JWT bearer grant, `invalid_client` for a client assertion.
+/// for the JWT bearer grant, `invalid_client` for a client assertion. The provider's `Date`
+/// header shows the host clock is off by more than the library corrects, so the error says
+/// so (clock skew, permanent) and keeps the provider's answer inside.
 #[tokio::test]
 async fn expired_assertion_is_invalid_grant() {
     let server = Server::shared();
@@ -483,7 +485,9 @@ async fn expired_assertion_is_invalid_grant() {
         .clock(behind())
         .build(server.reqwest())
         .expect("a valid configuration");
-    let error = provider_error(auth.token().await);
+    let result = auth.token().await;
+    assert_clock_skew(&result);
+    let error = provider_error(result);
     assert_eq!(
         (error.status, error.code),
         (StatusCode::BAD_REQUEST, ErrorCode::InvalidGrant)
@@ -501,9 +505,10 @@ async fn expired_assertion_is_invalid_grant() {
 }
 
 /// The server refuses an `iat` more than 1 s in its future, as ZITADEL does. The default `iat`
-/// backdate (5 s) absorbs a host clock 3 s ahead; a clock two minutes ahead is `invalid_grant`.
+/// backdate (5 s) absorbs a host clock 3 s ahead; a clock two minutes ahead is refused once,
+/// corrected from the provider's `Date` header, and the retried assertion is accepted.
 #[tokio::test]
-async fn jwt_bearer_tolerates_a_clock_seconds_ahead_but_not_minutes() {
+async fn jwt_bearer_tolerates_a_clock_seconds_ahead_and_corrects_minutes() {
     let server = Server::shared();
     let ahead = |by| ManualClock::new(Now::new(Instant::now(), SystemTime::now() + by));
     let auth = Authenticator::builder(jwt_bearer(server, Algorithm::Rs256), server.fixed())
@@ -518,8 +523,11 @@ async fn jwt_bearer_tolerates_a_clock_seconds_ahead_but_not_minutes() {
         .clock(ahead(Duration::from_secs(120)))
         .build(server.reqwest())
         .expect("a valid configuration");
-    let error = provider_error(auth.token().await);
-    assert_eq!(error.code, ErrorCode::InvalidGrant);
+    let token = auth
+        .token()
+        .await
+        .expect("a token once the clock offset is learned from the Date header");
+    assert!(token.expires_at().is_some());
 }
 
 /// The JWT bearer grant needs `aud` = the issuer exactly: the token endpoint or the issuer with
@@ -1170,8 +1178,22 @@ fn provider_error<T: Debug>(result: Result<T, Error>) -> ProviderError {
     let error = result.expect_err("the provider refuses the token request");
     match first_call_error(&error) {
         TokenError::Provider(provider) => provider.clone(),
+        TokenError::ClockSkew(skew) => skew.provider().clone(),
         _ => panic!("expected the provider's error response, got {error:?}"),
     }
+}
+
+/// The first call's error blames the host clock, beyond what the library corrects.
+fn assert_clock_skew<T: Debug>(result: &Result<T, Error>) {
+    let Err(error) = result else {
+        panic!("expected a clock skew error, got {result:?}");
+    };
+    let TokenError::ClockSkew(skew) = first_call_error(error) else {
+        panic!("expected a clock skew error, got {error:?}");
+    };
+    assert!(!skew.is_corrected(), "{error}");
+    assert_eq!(first_call_error(error).retry(), RetryAdvice::Permanent);
+    assert!(error.to_string().contains("NTP"), "{error}");
 }
 
 fn assert_wrong_secret(error: &Error) {

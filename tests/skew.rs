@@ -8,7 +8,8 @@
 //! monotonic `Instant` and advance together.
 #![cfg(feature = "mock")]
 
-use std::sync::{Arc, Mutex};
+mod log_capture;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -29,6 +30,8 @@ use service_auth::secret::ClientSecret;
 use service_auth::skew::{ClockOffset, ClockSkew, MAX_CLOCK_OFFSET};
 use service_auth::time::{Clock, ManualClock, Now};
 use service_auth::token::Token;
+
+use log_capture::CapturedLogs;
 
 const ISSUER: &str = "https://mock.service-auth.test";
 const USER: &str = "service-user-1";
@@ -525,30 +528,10 @@ fn error_pages_do_not_calibrate() {
     assert!((-31..=-30).contains(&offset_seconds(&acquirer)));
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut captured = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        captured.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn calibration_is_logged_without_secrets() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
+    let captured = CapturedLogs::new();
+    let subscriber = captured.subscriber();
 
     let clocks = Clocks::new(30);
     let key = key();
@@ -565,7 +548,7 @@ fn calibration_is_logged_without_secrets() {
         secrets.push(token.access_token().secret().to_owned());
     });
 
-    let logs = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+    let logs = captured.text();
     assert!(logs.contains("WARN"), "{logs}");
     assert!(logs.contains("the host clock is off"), "{logs}");
     assert!(
