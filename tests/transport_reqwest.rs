@@ -1,15 +1,17 @@
 //! The reqwest transport against mockito on 127.0.0.1.
 #![cfg(feature = "reqwest")]
 
-use std::io::Write;
+mod log_capture;
+
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mockito::Matcher;
 use service_auth::error::{TransportError, TransportErrorKind};
 use service_auth::transport::Transport;
 use service_auth::transport::reqwest::ReqwestTransport;
+
+use log_capture::CapturedLogs;
 
 /// A transport that may talk plain HTTP to the loopback mock.
 fn loopback_transport() -> ReqwestTransport {
@@ -323,7 +325,7 @@ async fn logs_carry_status_and_length_but_no_bodies() {
         .with_body(r#"{"access_token":"tok3n-value"}"#)
         .create_async()
         .await;
-    let logs = CapturedLogs::default();
+    let logs = CapturedLogs::new();
     let _guard = tracing::subscriber::set_default(logs.subscriber());
     let request = http::Request::post(format!("{}/token", server.url()))
         .body(b"client_secret=s3cr3t-value".to_vec())
@@ -376,34 +378,4 @@ qVB3mzmr9dWJIfN6r85vNsQhn7vVIPLj/Q==
 fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
-}
-
-/// Collects formatted tracing output at every level.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
-        let logs = self.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || logs.clone())
-            .finish()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
