@@ -14,6 +14,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
 
 use crate::acquire::{Acquirer, Settings, Step};
+use crate::credentials::KeyRing;
 use crate::error::{TokenError, TransportError, TransportErrorKind};
 use crate::flow::{ConfigError, RequestOptions};
 use crate::manager::{CachedToken, Error, FetchId, Generation, PublishedLease, RefreshPolicy};
@@ -105,6 +106,8 @@ struct Inner {
     /// Used by the one fetch in flight only, and never across an `await`.
     acquirer: Mutex<Acquirer>,
     method_name: &'static str,
+    /// The signing keys, shared with the method inside the acquirer.
+    key_ring: Option<KeyRing>,
     background: Option<Arc<Notify>>,
 }
 
@@ -200,9 +203,21 @@ impl Authenticator {
         self.inner.method_name
     }
 
+    /// The keys that sign assertions, for the private key JWT methods.
+    ///
+    /// Replacing the key ([`KeyRing::replace`], or
+    /// [`KeyRing::replace_from_key_file`] to re-read a key file) takes
+    /// effect at the next token request; the cached token keeps being
+    /// served meanwhile, so no caller fails. `examples/key_rotation.rs`
+    /// shows a rotation.
+    pub fn key_ring(&self) -> Option<&KeyRing> {
+        self.inner.key_ring.as_ref()
+    }
+
     fn from_settings(settings: Settings, transport: Arc<dyn DynTransport>) -> Self {
         let background = settings.background.then(|| Arc::new(Notify::new()));
         let method_name = settings.method.name();
+        let key_ring = settings.method.key_ring().cloned();
         let (manager, acquirer, clock) = settings.into_parts();
         let inner = Arc::new(Inner {
             lease: ArcSwapOption::empty(),
@@ -214,6 +229,7 @@ impl Authenticator {
             }),
             acquirer: Mutex::new(acquirer),
             method_name,
+            key_ring,
             background: background.clone(),
         });
         if let Some(notify) = background {

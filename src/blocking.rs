@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 
 use crate::acquire::{Acquirer, Settings, Step};
+use crate::credentials::KeyRing;
 use crate::error::{TokenError, TransportError, TransportErrorKind};
 use crate::flow::{ConfigError, RequestOptions};
 use crate::manager::{CachedToken, Error, FetchId, Generation, PublishedLease, RefreshPolicy};
@@ -88,6 +89,8 @@ struct Inner {
     /// Used by the one fetch in flight only.
     acquirer: Mutex<Acquirer>,
     method_name: &'static str,
+    /// The signing keys, shared with the method inside the acquirer.
+    key_ring: Option<KeyRing>,
     background: Option<Arc<Wakeup>>,
 }
 
@@ -179,9 +182,21 @@ impl BlockingAuthenticator {
         self.inner.method_name
     }
 
+    /// The keys that sign assertions, for the private key JWT methods.
+    ///
+    /// Replacing the key ([`KeyRing::replace`], or
+    /// [`KeyRing::replace_from_key_file`] to re-read a key file) takes
+    /// effect at the next token request; the cached token keeps being
+    /// served meanwhile, so no caller fails. `examples/key_rotation.rs`
+    /// shows a rotation.
+    pub fn key_ring(&self) -> Option<&KeyRing> {
+        self.inner.key_ring.as_ref()
+    }
+
     fn from_settings(settings: Settings, transport: Box<dyn BlockingTransport>) -> Self {
         let background = settings.background;
         let method_name = settings.method.name();
+        let key_ring = settings.method.key_ring().cloned();
         let (manager, acquirer, clock) = settings.into_parts();
         let wakeup = background.then(|| Arc::new(Wakeup::default()));
         let inner = Arc::new(Inner {
@@ -196,6 +211,7 @@ impl BlockingAuthenticator {
             completed: Condvar::new(),
             acquirer: Mutex::new(acquirer),
             method_name,
+            key_ring,
             background: wakeup.clone(),
         });
         if let Some(wakeup) = wakeup {

@@ -29,8 +29,9 @@
 //! assert!(method.grant().is_none());
 //! ```
 
+use crate::credentials::KeyRing;
 use crate::endpoint::{Issuer, TokenEndpoint};
-use crate::flow::{ClientCredentials, ConfigError, Grant, JwtBearer};
+use crate::flow::{ClientAuth, ClientCredentials, ConfigError, Grant, JwtBearer};
 use crate::secret::PersonalAccessToken;
 
 /// How the service authenticates. `Debug` never shows a secret.
@@ -59,6 +60,19 @@ impl Method {
         match self {
             Self::Grant(grant) => Some(grant),
             Self::PersonalAccessToken(_) => None,
+        }
+    }
+
+    /// The keys that sign assertions, for the private key JWT methods: keep
+    /// this handle to rotate the key of a live authenticator (see
+    /// [`KeyRing::replace`]).
+    pub fn key_ring(&self) -> Option<&KeyRing> {
+        match self.grant()? {
+            Grant::JwtBearer(grant) => Some(grant.keys()),
+            Grant::ClientCredentials(grant) => match grant.auth() {
+                ClientAuth::PrivateKeyJwt(assertion) => Some(assertion.keys()),
+                _ => None,
+            },
         }
     }
 

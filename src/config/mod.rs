@@ -276,16 +276,20 @@ impl Config {
     /// client credentials for `client_id`, with a client assertion signed by
     /// `key`. The assertion's `aud` follows the [`Profile`] unless
     /// [`audience`](Self::audience) sets it.
+    ///
+    /// `key` is a [`SigningKey`], or a [`KeyRing`] whose clone you keep to
+    /// rotate the key later (the authenticators also hand it out:
+    /// [`BlockingAuthenticator::key_ring`]).
     pub fn private_key_jwt_client(
         issuer: impl Into<String>,
         client_id: impl Into<String>,
-        key: SigningKey,
+        key: impl Into<KeyRing>,
     ) -> Self {
         Self::new(
             Some(issuer.into()),
             Credentials::ClientKey {
                 client_id: client_id.into(),
-                keys: KeyRing::new(key),
+                keys: key.into(),
             },
         )
     }

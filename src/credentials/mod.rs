@@ -168,8 +168,33 @@ impl KeyRing {
 
     /// Signs the next assertions with `key`; assertions already built keep
     /// their signature.
+    ///
+    /// Rotation without a failed request: register the new key at the
+    /// provider, `replace` the key here, and retire the old key at the
+    /// provider once the tokens it obtained have expired. Tokens already
+    /// cached stay valid; the next refresh signs with the new key.
     pub fn replace(&self, key: SigningKey) {
         self.current.store(Arc::new(key));
+    }
+
+    /// Reads the ZITADEL key file at `path` again (with the same permission
+    /// check as at start-up) and signs the next assertions with its key.
+    ///
+    /// On any error the key in use stays in use.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`KeyFile::read`].
+    pub fn replace_from_key_file(&self, path: impl AsRef<std::path::Path>) -> Result<(), KeyError> {
+        let key = KeyFile::read(path)?.into_key();
+        self.replace(key);
+        Ok(())
+    }
+}
+
+impl From<SigningKey> for KeyRing {
+    fn from(key: SigningKey) -> Self {
+        Self::new(key)
     }
 }
 
