@@ -66,15 +66,17 @@
 //! must be set. A refusal whose `Date` agrees with the offset used is
 //! returned unchanged: the clocks are not the cause.
 
+use std::fmt;
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use http::StatusCode;
 
 use crate::endpoint::UrlPolicy;
 use crate::error::{ProviderError, ResponseProblem, TokenError};
 use crate::flow::{AwaitingDiscovery, AwaitingTokenResponse, Discovery, ProviderMetadata};
 use crate::flow::{ClientAuth, ConfigError, Grant, RequestOptions, TokenFlow};
-use crate::manager::{RefreshPolicy, TokenManager};
+use crate::manager::{PublishedLease, RefreshPolicy, TokenManager};
 use crate::method::{Endpoints, Method};
 use crate::response::server_date;
 use crate::rng::Rng;
@@ -386,6 +388,69 @@ impl Acquirer {
     }
 }
 
+/// Implements the setters both driver builders share over their `settings:
+/// Settings` field. The doc comment given to the macro goes on
+/// `background_refresh`, whose background work is a task in one driver and
+/// a thread in the other.
+macro_rules! builder_setters {
+    ($(#[doc = $background_doc:literal])*) => {
+        /// The refresh and backoff rules; default
+        /// [`RefreshPolicy::default`](crate::manager::RefreshPolicy::default).
+        pub fn policy(mut self, policy: $crate::manager::RefreshPolicy) -> Self {
+            self.settings.policy = policy;
+            self
+        }
+
+        /// The user agent and extra headers of every request.
+        pub fn request_options(mut self, options: $crate::flow::RequestOptions) -> Self {
+            self.settings.options = options;
+            self
+        }
+
+        /// The clock; default [`SystemClock`](crate::time::SystemClock). Tests
+        /// pass a [`ManualClock`](crate::time::ManualClock).
+        pub fn clock(mut self, clock: impl $crate::time::Clock) -> Self {
+            self.settings.clock = ::std::sync::Arc::new(clock);
+            self
+        }
+
+        /// Seeds the jitter and the assertion `jti`s, for reproducible runs;
+        /// default a seed from the operating system.
+        pub fn seed(mut self, seed: u64) -> Self {
+            self.settings.seed = Some(seed);
+            self
+        }
+
+        $(#[doc = $background_doc])*
+        pub fn background_refresh(mut self, enabled: bool) -> Self {
+            self.settings.background = enabled;
+            self
+        }
+    };
+}
+pub(crate) use builder_setters;
+
+/// Formats a driver (`Authenticator` or `BlockingAuthenticator`) for
+/// `Debug`: the method, the generation of the published token and whether
+/// background refresh runs. Never the token.
+pub(crate) fn debug_driver(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    method_name: &str,
+    lease: &ArcSwapOption<PublishedLease>,
+    background_refresh: bool,
+) -> fmt::Result {
+    let lease = lease.load();
+    f.debug_struct(name)
+        .field("method", &method_name)
+        .field(
+            "generation",
+            &lease.as_ref().map(|l| l.lease().token().generation()),
+        )
+        .field("background_refresh", &background_refresh)
+        .finish_non_exhaustive()
+}
+
 /// What both drivers are built from; their builders fill it in.
 #[derive(Clone)]
 pub(crate) struct Settings {
@@ -411,6 +476,15 @@ impl Settings {
             background: true,
             clock_skew: ClockSkew::new(),
         }
+    }
+
+    /// Formats the builder `name` that holds these settings for `Debug`.
+    pub(crate) fn debug_builder(&self, f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+        f.debug_struct(name)
+            .field("method", &self.method.name())
+            .field("policy", &self.policy)
+            .field("background_refresh", &self.background)
+            .finish_non_exhaustive()
     }
 
     /// Checks the method and the request options.

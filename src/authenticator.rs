@@ -13,16 +13,18 @@ use arc_swap::ArcSwapOption;
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
 
-use crate::acquire::{Acquirer, Settings, Step};
+use crate::acquire::{Acquirer, Settings, Step, builder_setters, debug_driver};
 use crate::credentials::KeyRing;
 use crate::error::{TokenError, TransportError, TransportErrorKind};
-use crate::flow::{ConfigError, RequestOptions};
-use crate::manager::{CachedToken, Error, FetchId, Generation, PublishedLease, RefreshPolicy};
+use crate::flow::ConfigError;
+use crate::manager::{CachedToken, Error, FetchId, Generation, PublishedLease};
 use crate::manager::{TokenManager, TokenState};
 use crate::method::{Endpoints, Method};
 use crate::time::Clock;
 use crate::token::Token;
 use crate::transport::{DynTransport, Transport};
+#[cfg(doc)]
+use crate::{flow::RequestOptions, manager::RefreshPolicy};
 
 /// A thread-safe source of access tokens for async code.
 ///
@@ -192,7 +194,7 @@ impl Authenticator {
 
     /// Lifts a backoff or a hold-off after a permanent error: the next call
     /// may fetch at once. Call it after fixing the configuration, for
-    /// example after replacing a key in the [`KeyRing`](crate::credentials::KeyRing).
+    /// example after replacing a key in the [`KeyRing`].
     pub fn reset(&self) {
         self.inner.with_manager(|manager, _| manager.reset());
     }
@@ -241,51 +243,23 @@ impl Authenticator {
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lease = self.inner.lease.load();
-        f.debug_struct("Authenticator")
-            .field("method", &self.inner.method_name)
-            .field(
-                "generation",
-                &lease.as_ref().map(|l| l.lease().token().generation()),
-            )
-            .field("background_refresh", &self.inner.background.is_some())
-            .finish_non_exhaustive()
+        let inner = &self.inner;
+        let background = inner.background.is_some();
+        debug_driver(
+            f,
+            "Authenticator",
+            inner.method_name,
+            &inner.lease,
+            background,
+        )
     }
 }
 
 impl AuthenticatorBuilder {
-    /// The refresh and backoff rules; default [`RefreshPolicy::default`].
-    pub fn policy(mut self, policy: RefreshPolicy) -> Self {
-        self.settings.policy = policy;
-        self
-    }
-
-    /// The user agent and extra headers of every request.
-    pub fn request_options(mut self, options: RequestOptions) -> Self {
-        self.settings.options = options;
-        self
-    }
-
-    /// The clock; default [`SystemClock`](crate::time::SystemClock). Tests
-    /// pass a [`ManualClock`](crate::time::ManualClock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.settings.clock = Arc::new(clock);
-        self
-    }
-
-    /// Seeds the jitter and the assertion `jti`s, for reproducible runs;
-    /// default a seed from the operating system.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.settings.seed = Some(seed);
-        self
-    }
-
-    /// Whether a background task refreshes the token ahead of expiry;
-    /// default on. Off, the first call after the refresh point starts the
-    /// refresh in a task of its own and still returns the valid token.
-    pub fn background_refresh(mut self, enabled: bool) -> Self {
-        self.settings.background = enabled;
-        self
+    builder_setters! {
+        /// Whether a background task refreshes the token ahead of expiry;
+        /// default on. Off, the first call after the refresh point starts the
+        /// refresh in a task of its own and still returns the valid token.
     }
 
     /// Checks the configuration and builds the authenticator.
@@ -305,11 +279,7 @@ impl AuthenticatorBuilder {
 
 impl fmt::Debug for AuthenticatorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthenticatorBuilder")
-            .field("method", &self.settings.method.name())
-            .field("policy", &self.settings.policy)
-            .field("background_refresh", &self.settings.background)
-            .finish_non_exhaustive()
+        self.settings.debug_builder(f, "AuthenticatorBuilder")
     }
 }
 

@@ -3,48 +3,24 @@
 //! cancellation, refresh ahead, failures, hold-off, invalidation.
 #![cfg(all(feature = "mock", feature = "tokio"))]
 
+mod driver_support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use http::StatusCode;
 use service_auth::authenticator::Authenticator;
 use service_auth::credentials::{Algorithm, KeyRing, SigningKey};
-use service_auth::endpoint::{Issuer, TokenEndpoint, UrlPolicy};
+use service_auth::endpoint::{TokenEndpoint, UrlPolicy};
 use service_auth::error::{ErrorCode, TokenError};
 use service_auth::flow::{ClientAuth, ClientCredentials, JwtBearer};
 use service_auth::manager::{Error, RefreshPolicy};
 use service_auth::method::{Endpoints, Method};
-use service_auth::mock::{Fault, MockServer, SecretMethod};
+use service_auth::mock::{Fault, MockServer};
 use service_auth::secret::{ClientSecret, PersonalAccessToken};
-use service_auth::time::{Clock, ManualClock, Now};
+use service_auth::time::{Clock, ManualClock};
 
-const ISSUER: &str = "https://mock.service-auth.test";
-const CLIENT: &str = "svc";
-const SECRET: &str = "s3cret";
-const PAT: &str = "pat-0123456789";
-const HOUR: Duration = Duration::from_secs(3600);
-
-fn clock() -> ManualClock {
-    ManualClock::new(Now::new(Instant::now(), SystemTime::now()))
-}
-
-fn server(clock: &ManualClock) -> MockServer {
-    MockServer::builder(ISSUER)
-        .client_secret(CLIENT, SECRET, SecretMethod::Basic)
-        .personal_access_token(PAT)
-        .seed(1)
-        .clock(clock.clone())
-        .build()
-}
-
-fn issuer() -> Issuer {
-    Issuer::parse(ISSUER, UrlPolicy::https_only()).expect("valid issuer")
-}
-
-fn client_credentials() -> Method {
-    let auth = ClientAuth::SecretBasic(ClientSecret::new(SECRET));
-    Method::from(ClientCredentials::new(CLIENT, auth))
-}
+use driver_support::*;
 
 /// An authenticator with background refresh off, so every request the
 /// server sees was caused by the test.
@@ -74,7 +50,7 @@ fn handle_is_clone_send_sync_and_its_futures_are_send() {
     fn future<F: std::future::Future + Send>(_: F) {}
     handle::<Authenticator>();
     let clock = clock();
-    let auth = authenticator(&server(&clock), &clock, client_credentials());
+    let auth = authenticator(&server(&clock), &clock, client_credentials(SECRET));
     future(auth.token());
     let mut request = http::Request::new(());
     future(auth.authorize(&mut request));
@@ -84,7 +60,7 @@ fn handle_is_clone_send_sync_and_its_futures_are_send() {
 async fn authorize_sets_a_sensitive_bearer_header_from_the_cache() {
     let clock = clock();
     let server = server(&clock);
-    let auth = authenticator(&server, &clock, client_credentials());
+    let auth = authenticator(&server, &clock, client_credentials(SECRET));
     assert_eq!(auth.method_name(), "client credentials");
 
     let mut request = http::Request::get(server.resource_url())
@@ -116,7 +92,7 @@ async fn a_thousand_callers_cause_one_token_request() {
     let server = server(&clock);
     // Hold the answer back so that every caller arrives while it is in flight.
     server.push_fault(Fault::Delay(Duration::from_millis(50)));
-    let auth = authenticator(&server, &clock, client_credentials());
+    let auth = authenticator(&server, &clock, client_credentials(SECRET));
     let barrier = Arc::new(tokio::sync::Barrier::new(1000));
     let callers: Vec<_> = (0..1000)
         .map(|_| {
@@ -139,7 +115,7 @@ async fn callers_share_the_failure_of_one_request() {
     let clock = clock();
     let server = server(&clock);
     server.push_faults(Fault::Status(StatusCode::BAD_GATEWAY).repeat(100));
-    let auth = authenticator(&server, &clock, client_credentials());
+    let auth = authenticator(&server, &clock, client_credentials(SECRET));
     let callers: Vec<_> = (0..100)
         .map(|_| {
             let auth = auth.clone();
@@ -168,7 +144,7 @@ async fn a_cancelled_caller_does_not_cancel_the_fetch() {
     let clock = clock();
     let server = server(&clock);
     server.push_fault(Fault::Delay(Duration::from_millis(100)));
-    let auth = authenticator(&server, &clock, client_credentials());
+    let auth = authenticator(&server, &clock, client_credentials(SECRET));
 
     let caller = tokio::spawn({
         let auth = auth.clone();
@@ -190,7 +166,7 @@ async fn a_cancelled_caller_does_not_cancel_the_fetch() {
 async fn refresh_ahead_serves_the_valid_token_while_refreshing() {
     let clock = clock();
     let server = server(&clock);
-    let auth = authenticator(&server, &clock, client_credentials());
+    let auth = authenticator(&server, &clock, client_credentials(SECRET));
     let first = auth.token().await.expect("a token");
     let refresh_at = first.refresh_at().expect("expires");
     let expires_at = first.expires_at().expect("expires");
@@ -208,7 +184,7 @@ async fn refresh_ahead_serves_the_valid_token_while_refreshing() {
 async fn failing_refresh_keeps_serving_the_valid_token() {
     let clock = clock();
     let server = server(&clock);
-    let auth = authenticator(&server, &clock, client_credentials());
+    let auth = authenticator(&server, &clock, client_credentials(SECRET));
     auth.token().await.expect("a token");
     server.push_faults(Fault::Status(StatusCode::SERVICE_UNAVAILABLE).repeat(100));
 
@@ -271,7 +247,7 @@ async fn permanent_error_holds_off_until_reset() {
 async fn invalidation_fetches_a_new_token_once_per_generation() {
     let clock = clock();
     let server = server(&clock);
-    let auth = authenticator(&server, &clock, client_credentials());
+    let auth = authenticator(&server, &clock, client_credentials(SECRET));
     let first = auth.token().await.expect("a token").generation();
 
     server.revoke_all();
@@ -336,7 +312,7 @@ async fn background_refresh_keeps_the_token_fresh_without_callers() {
     let server = server(&clock);
     let mut policy = RefreshPolicy::default();
     policy.jitter = 0.0;
-    let auth = Authenticator::builder(client_credentials(), Endpoints::Discover(issuer()))
+    let auth = Authenticator::builder(client_credentials(SECRET), Endpoints::Discover(issuer()))
         .clock(clock.clone())
         .policy(policy)
         .build(server.clone())
@@ -397,7 +373,7 @@ async fn invalid_configuration_is_refused_before_any_request() {
 fn works_without_a_tokio_runtime() {
     let clock = clock();
     let server = server(&clock);
-    let auth = Authenticator::builder(client_credentials(), Endpoints::Discover(issuer()))
+    let auth = Authenticator::builder(client_credentials(SECRET), Endpoints::Discover(issuer()))
         .clock(clock.clone())
         .build(server.clone())
         .expect("valid configuration");

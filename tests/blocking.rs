@@ -3,51 +3,26 @@
 //! invalidation, a panicking transport.
 #![cfg(feature = "mock")]
 
+mod driver_support;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use service_auth::blocking::BlockingAuthenticator;
 use service_auth::credentials::{Algorithm, KeyRing, SigningKey};
-use service_auth::endpoint::{Issuer, UrlPolicy};
 use service_auth::error::{ErrorCode, TokenError, TransportError};
-use service_auth::flow::{ClientAuth, ClientCredentials, JwtBearer};
+use service_auth::flow::JwtBearer;
 use service_auth::manager::{Error, RefreshPolicy};
 use service_auth::method::{Endpoints, Method};
-use service_auth::mock::{Fault, MockServer, SecretMethod};
-use service_auth::secret::{ClientSecret, PersonalAccessToken};
-use service_auth::time::{Clock, ManualClock, Now};
+use service_auth::mock::{Fault, MockServer};
+use service_auth::secret::PersonalAccessToken;
+use service_auth::time::{Clock, ManualClock};
 use service_auth::transport::BlockingTransport;
 
-const ISSUER: &str = "https://mock.service-auth.test";
-const CLIENT: &str = "svc";
-const SECRET: &str = "s3cret";
-const PAT: &str = "pat-0123456789";
-const HOUR: Duration = Duration::from_secs(3600);
-
-fn clock() -> ManualClock {
-    ManualClock::new(Now::new(Instant::now(), SystemTime::now()))
-}
-
-fn server(clock: &ManualClock) -> MockServer {
-    MockServer::builder(ISSUER)
-        .client_secret(CLIENT, SECRET, SecretMethod::Basic)
-        .personal_access_token(PAT)
-        .seed(1)
-        .clock(clock.clone())
-        .build()
-}
-
-fn issuer() -> Issuer {
-    Issuer::parse(ISSUER, UrlPolicy::https_only()).expect("valid issuer")
-}
-
-fn client_credentials(secret: &str) -> Method {
-    let auth = ClientAuth::SecretBasic(ClientSecret::new(secret));
-    Method::from(ClientCredentials::new(CLIENT, auth))
-}
+use driver_support::*;
 
 /// An authenticator with background refresh off, so every request the
 /// server sees was caused by the test.

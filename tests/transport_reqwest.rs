@@ -2,8 +2,8 @@
 #![cfg(feature = "reqwest")]
 
 mod log_capture;
+mod transport_support;
 
-use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use mockito::Matcher;
@@ -12,6 +12,7 @@ use service_auth::transport::Transport;
 use service_auth::transport::reqwest::ReqwestTransport;
 
 use log_capture::CapturedLogs;
+use transport_support::*;
 
 /// A transport that may talk plain HTTP to the loopback mock.
 fn loopback_transport() -> ReqwestTransport {
@@ -19,10 +20,6 @@ fn loopback_transport() -> ReqwestTransport {
         .dangerous_allow_http_loopback()
         .build()
         .unwrap()
-}
-
-fn get(url: &str) -> http::Request<Vec<u8>> {
-    http::Request::get(url).body(Vec::new()).unwrap()
 }
 
 async fn send_err(transport: &ReqwestTransport, request: http::Request<Vec<u8>>) -> TransportError {
@@ -37,20 +34,9 @@ async fn statuses_headers_and_bodies_pass_through() {
     let mut server = mockito::Server::new_async().await;
     let transport = loopback_transport();
 
-    for (status, body) in [
-        (200, r#"{"access_token":"t","token_type":"Bearer"}"#),
-        (400, r#"{"error":"invalid_request"}"#),
-        (401, r#"{"error":"invalid_client"}"#),
-        (500, "<html>oops</html>"),
-        (429, ""),
-    ] {
+    for (status, body) in STATUS_CASES {
         let path = format!("/status/{status}");
-        let mock = server
-            .mock("GET", path.as_str())
-            .with_status(status)
-            .with_header("content-type", "application/json")
-            .with_header("retry-after", "7")
-            .with_body(body)
+        let mock = status_mock(&mut server, &path, status, body)
             .create_async()
             .await;
 
@@ -59,10 +45,7 @@ async fn statuses_headers_and_bodies_pass_through() {
             .await
             .unwrap();
 
-        assert_eq!(response.status().as_u16(), status as u16);
-        assert_eq!(response.headers()["content-type"], "application/json");
-        assert_eq!(response.headers()["retry-after"], "7");
-        assert_eq!(response.body(), body.as_bytes());
+        assert_passed_through(&response, status, body);
         mock.assert_async().await;
     }
 }
@@ -98,17 +81,14 @@ async fn a_302_is_not_followed() {
     let mut server = mockito::Server::new_async().await;
     let target = server.mock("GET", "/target").expect(0).create_async().await;
     let _redirect = server
-        .mock("GET", "/.well-known/openid-configuration")
+        .mock("GET", DISCOVERY_PATH)
         .with_status(302)
         .with_header("location", &format!("{}/target", server.url()))
         .create_async()
         .await;
 
     let response = loopback_transport()
-        .send(get(&format!(
-            "{}/.well-known/openid-configuration",
-            server.url()
-        )))
+        .send(get(&format!("{}{DISCOVERY_PATH}", server.url())))
         .await
         .unwrap();
 
@@ -144,39 +124,17 @@ async fn an_oversized_body_is_refused() {
     let mut server = mockito::Server::new_async().await;
     let transport = ReqwestTransport::builder()
         .dangerous_allow_http_loopback()
-        .max_body_bytes(1024)
+        .max_body_bytes(BODY_LIMIT)
         .build()
         .unwrap();
-    let _declared = server
-        .mock("GET", "/declared")
-        .with_body(vec![b'a'; 1025])
-        .create_async()
-        .await;
-    let _exact = server
-        .mock("GET", "/exact")
-        .with_body(vec![b'a'; 1024])
-        .create_async()
-        .await;
-    // Chunked, so no Content-Length warns the transport in advance.
-    let _chunked = server
-        .mock("GET", "/chunked")
-        .with_chunked_body(|w| {
-            for _ in 0..64 {
-                w.write_all(&[b'a'; 100])?;
-            }
-            Ok(())
-        })
-        .create_async()
-        .await;
+    let mut mocks = Vec::new();
+    for mock in oversized_body_mocks(&mut server) {
+        mocks.push(mock.create_async().await);
+    }
 
-    for path in ["/declared", "/chunked"] {
+    for path in OVERSIZED_PATHS {
         let err = send_err(&transport, get(&format!("{}{path}", server.url()))).await;
-        assert_eq!(
-            err.kind(),
-            TransportErrorKind::BodyTooLarge,
-            "{path}: {err}"
-        );
-        assert!(err.to_string().contains("1024"), "{err}");
+        assert_body_too_large(&err, path);
     }
     let response = transport
         .send(get(&format!("{}/exact", server.url())))
@@ -187,10 +145,7 @@ async fn an_oversized_body_is_refused() {
 
 #[tokio::test]
 async fn a_server_that_never_answers_times_out() {
-    // The kernel completes the handshake from the listen backlog; nobody
-    // ever reads the request or writes a response.
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/token", silent.local_addr().unwrap());
+    let (silent, url) = silent_server();
     let transport = ReqwestTransport::builder()
         .dangerous_allow_http_loopback()
         .timeout(Duration::from_millis(300))
@@ -215,30 +170,12 @@ async fn a_refused_connection_is_a_connect_error() {
 #[tokio::test]
 async fn method_headers_and_body_arrive_intact() {
     let mut server = mockito::Server::new_async().await;
-    let form = "grant_type=client_credentials&scope=openid+profile";
-    let mock = server
-        .mock("POST", "/oauth/token")
-        .match_query(Matcher::UrlEncoded("tenant".into(), "a b".into()))
-        .match_header("content-type", "application/x-www-form-urlencoded")
-        .match_header("authorization", "Basic Y2xpZW50OnNlY3JldA==")
-        .match_header("accept", "application/json")
-        .match_header(
-            "user-agent",
-            concat!("service-auth/", env!("CARGO_PKG_VERSION")),
-        )
-        .match_body(form)
-        .with_body("{}")
-        .expect(1)
-        .create_async()
-        .await;
-    let request = http::Request::post(format!("{}/oauth/token?tenant=a%20b", server.url()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("authorization", "Basic Y2xpZW50OnNlY3JldA==")
-        .header("accept", "application/json")
-        .body(form.as_bytes().to_vec())
-        .unwrap();
+    let mock = token_mock(&mut server).create_async().await;
 
-    let response = loopback_transport().send(request).await.unwrap();
+    let response = loopback_transport()
+        .send(token_request(&server.url()))
+        .await
+        .unwrap();
 
     assert_eq!(response.status(), http::StatusCode::OK);
     mock.assert_async().await;
@@ -247,19 +184,10 @@ async fn method_headers_and_body_arrive_intact() {
 #[tokio::test]
 async fn an_empty_get_carries_no_body() {
     let mut server = mockito::Server::new_async().await;
-    let mock = server
-        .mock("GET", "/.well-known/openid-configuration")
-        .match_request(|request| !request.has_header("content-length"))
-        .with_body("{}")
-        .expect(1)
-        .create_async()
-        .await;
+    let mock = bodiless_get_mock(&mut server).create_async().await;
 
     let response = loopback_transport()
-        .send(get(&format!(
-            "{}/.well-known/openid-configuration",
-            server.url()
-        )))
+        .send(get(&format!("{}{DISCOVERY_PATH}", server.url())))
         .await
         .unwrap();
 
@@ -297,13 +225,7 @@ async fn plain_http_is_refused_without_the_loopback_opt_in() {
 #[tokio::test]
 async fn resolve_overrides_the_connect_address_but_not_the_host() {
     let mut server = mockito::Server::new_async().await;
-    let mock = server
-        .mock("GET", "/token")
-        .match_header("host", "localhost")
-        .with_body("{}")
-        .expect(1)
-        .create_async()
-        .await;
+    let mock = localhost_mock(&mut server).create_async().await;
     // No port in the URL: the override's port is the only way to reach the mock.
     let transport = ReqwestTransport::builder()
         .dangerous_allow_http_loopback()
@@ -320,31 +242,19 @@ async fn resolve_overrides_the_connect_address_but_not_the_host() {
 #[tokio::test]
 async fn logs_carry_status_and_length_but_no_bodies() {
     let mut server = mockito::Server::new_async().await;
-    let _mock = server
-        .mock("POST", "/token")
-        .with_body(r#"{"access_token":"tok3n-value"}"#)
-        .create_async()
-        .await;
+    let (mock, request) = secret_exchange(&mut server);
+    let _mock = mock.create_async().await;
     let logs = CapturedLogs::new();
     let _guard = tracing::subscriber::set_default(logs.subscriber());
-    let request = http::Request::post(format!("{}/token", server.url()))
-        .body(b"client_secret=s3cr3t-value".to_vec())
-        .unwrap();
 
     loopback_transport().send(request).await.unwrap();
 
-    let text = logs.text();
-    assert!(text.contains("status=200"), "{text}");
-    assert!(text.contains("body_len=30"), "{text}");
-    assert!(text.contains("method=POST"), "{text}");
-    assert!(!text.contains("s3cr3t"), "{text}");
-    assert!(!text.contains("tok3n"), "{text}");
+    assert_logs_without_secrets(&logs.text());
 }
 
 #[test]
 fn a_private_ca_is_accepted_from_pem_bytes_and_files() {
-    let path = std::env::temp_dir().join(format!("service-auth-ca-{}.pem", std::process::id()));
-    std::fs::write(&path, TEST_CA_PEM).unwrap();
+    let path = test_ca_file();
 
     let from_bytes = ReqwestTransport::builder()
         .extra_root_certificate_pem(TEST_CA_PEM)
@@ -356,26 +266,4 @@ fn a_private_ca_is_accepted_from_pem_bytes_and_files() {
 
     assert!(from_bytes.is_ok(), "{:?}", from_bytes.err());
     assert!(from_file.is_ok(), "{:?}", from_file.err());
-}
-
-/// A self-signed P-256 CA certificate (valid until 2126), for the builder's
-/// PEM parsing; no TLS server in these tests presents it.
-const TEST_CA_PEM: &str = "\
------BEGIN CERTIFICATE-----
-MIIBlTCCATugAwIBAgIUJI4Yaf0YVv1XyNf6rN//FTPl+KcwCgYIKoZIzj0EAwIw
-HzEdMBsGA1UEAwwUc2VydmljZS1hdXRoIHRlc3QgQ0EwIBcNMjYxMjAzMTY1OTM5
-WhgPMjEyNjExMDkxNjU5MzlaMB8xHTAbBgNVBAMMFHNlcnZpY2UtYXV0aCB0ZXN0
-IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAETVbv6Xol5+ohCP12CHUjybPy
-r+fT+Ih4z2WzLm81aPXCCGhwtJaT+NbiUIMrgIYk5Aohv/s7hKnP3EdHF3oODqNT
-MFEwHQYDVR0OBBYEFOo84OG7VhyBtx8NvD0+yTXC4LChMB8GA1UdIwQYMBaAFOo8
-4OG7VhyBtx8NvD0+yTXC4LChMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
-SAAwRQIhAOo6s40Qo5XFlb1GXNYyuTtsGPGruNIKRrtFJHYxtQf6AiBX3Hv/uuoM
-qVB3mzmr9dWJIfN6r85vNsQhn7vVIPLj/Q==
------END CERTIFICATE-----
-";
-
-/// A port on 127.0.0.1 with nothing listening (it was free a moment ago).
-fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }

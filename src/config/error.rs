@@ -243,12 +243,12 @@ pub enum Error {
     /// The reqwest transport could not be built.
     #[cfg(feature = "reqwest")]
     #[error(transparent)]
-    Reqwest(#[from] crate::transport::reqwest::BuildError),
+    Reqwest(crate::transport::BuildError),
 
     /// The ureq transport could not be built.
     #[cfg(feature = "blocking")]
     #[error(transparent)]
-    Ureq(#[from] crate::transport::ureq::BuildError),
+    Ureq(crate::transport::BuildError),
 }
 
 /// Why a key file's content does not fit the configuration.

@@ -214,6 +214,35 @@ struct TransportSettings {
     allow_http_loopback: bool,
 }
 
+/// Applies [`TransportSettings`] to a reqwest or ureq transport builder: their
+/// setters share names except the one that trusts the CA file, given as
+/// `$ca_file`.
+#[cfg(any(feature = "reqwest", feature = "blocking"))]
+macro_rules! configure_transport {
+    ($builder:expr, $settings:expr, $ca_file:ident) => {{
+        let settings: &TransportSettings = $settings;
+        let mut builder = $builder;
+        if let Some(timeout) = settings.timeout {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(timeout) = settings.connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        if let Some(path) = &settings.ca_file {
+            builder = builder.$ca_file(path);
+        }
+        if settings.allow_http_loopback {
+            builder = builder.dangerous_allow_http_loopback();
+        }
+        if let Some((hosts, address)) = &settings.connect {
+            for host in hosts {
+                builder = builder.resolve(host, *address);
+            }
+        }
+        builder
+    }};
+}
+
 /// The method names of [`Method::name`], for messages written before a
 /// method exists.
 const PRIVATE_KEY_JWT: &str = "private key JWT";
@@ -992,26 +1021,9 @@ impl Resolved {
     pub fn reqwest_transport(&self) -> Result<crate::transport::reqwest::ReqwestTransport, Error> {
         use crate::transport::reqwest::ReqwestTransport;
 
-        let settings = &self.transport;
-        let mut builder = ReqwestTransport::builder();
-        if let Some(timeout) = settings.timeout {
-            builder = builder.timeout(timeout);
-        }
-        if let Some(timeout) = settings.connect_timeout {
-            builder = builder.connect_timeout(timeout);
-        }
-        if let Some(path) = &settings.ca_file {
-            builder = builder.extra_root_certificate_file(path);
-        }
-        if settings.allow_http_loopback {
-            builder = builder.dangerous_allow_http_loopback();
-        }
-        if let Some((hosts, address)) = &settings.connect {
-            for host in hosts {
-                builder = builder.resolve(host, *address);
-            }
-        }
-        Ok(builder.build()?)
+        let builder = ReqwestTransport::builder();
+        let builder = configure_transport!(builder, &self.transport, extra_root_certificate_file);
+        builder.build().map_err(Error::Reqwest)
     }
 
     /// The ureq transport these settings describe.
@@ -1023,26 +1035,9 @@ impl Resolved {
     pub fn ureq_transport(&self) -> Result<crate::transport::ureq::UreqTransport, Error> {
         use crate::transport::ureq::UreqTransport;
 
-        let settings = &self.transport;
-        let mut builder = UreqTransport::builder();
-        if let Some(timeout) = settings.timeout {
-            builder = builder.timeout(timeout);
-        }
-        if let Some(timeout) = settings.connect_timeout {
-            builder = builder.connect_timeout(timeout);
-        }
-        if let Some(path) = &settings.ca_file {
-            builder = builder.root_certificate_file(path);
-        }
-        if settings.allow_http_loopback {
-            builder = builder.dangerous_allow_http_loopback();
-        }
-        if let Some((hosts, address)) = &settings.connect {
-            for host in hosts {
-                builder = builder.resolve(host, *address);
-            }
-        }
-        Ok(builder.build()?)
+        let builder = UreqTransport::builder();
+        let builder = configure_transport!(builder, &self.transport, root_certificate_file);
+        builder.build().map_err(Error::Ureq)
     }
 
     #[cfg(feature = "tokio")]

@@ -13,10 +13,15 @@ use std::pin::Pin;
 
 use crate::error::TransportError;
 
+#[cfg(any(feature = "reqwest", feature = "blocking"))]
+mod common;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 #[cfg(feature = "blocking")]
 pub mod ureq;
+
+#[cfg(any(feature = "reqwest", feature = "blocking"))]
+pub use common::BuildError;
 
 /// The largest response body the library reads from a token or discovery
 /// endpoint. Real responses are a few kilobytes.

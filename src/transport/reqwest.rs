@@ -21,13 +21,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
-
-use crate::endpoint::is_loopback_host;
 use crate::error::{TransportError, TransportErrorKind};
 use crate::time::{Clock, SystemClock};
+use crate::transport::common::too_large;
+use crate::transport::common::{PemSource, USER_AGENT, check_scheme, log_outcome, loggable_url};
 use crate::transport::{MAX_RESPONSE_BYTES, Transport};
+
+pub use crate::transport::BuildError;
 
 /// How long [`ReqwestTransport::new`] waits for a connection (TCP and TLS)
 /// to be established: 10 seconds.
@@ -36,9 +36,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`ReqwestTransport::new`] lets one request take, from connecting
 /// to the last byte of the body: 30 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The `User-Agent` of the clients this module builds.
-const USER_AGENT: &str = concat!("service-auth/", env!("CARGO_PKG_VERSION"));
 
 /// A [`Transport`] over [`reqwest`].
 ///
@@ -152,24 +149,7 @@ impl Transport for ReqwestTransport {
 
         let result = self.send_checked(request).await;
 
-        let elapsed_ms = elapsed_millis(started);
-        match &result {
-            Ok(response) => tracing::trace!(
-                %method,
-                %url,
-                status = response.status().as_u16(),
-                elapsed_ms,
-                body_len = response.body().len(),
-                "response received"
-            ),
-            Err(err) => tracing::debug!(
-                %method,
-                %url,
-                kind = %err.kind(),
-                elapsed_ms,
-                "request failed"
-            ),
-        }
+        log_outcome!(method, url, started, &result);
         result
     }
 }
@@ -317,7 +297,9 @@ impl ReqwestTransportBuilder {
             .https_only(!self.allow_http_loopback)
             .user_agent(USER_AGENT);
         for source in &self.root_certificates {
-            builder = builder.tls_certs_merge(source.load()?);
+            let certificates = source
+                .load(|der| ::reqwest::Certificate::from_der(der).map_err(|err| err.to_string()))?;
+            builder = builder.tls_certs_merge(certificates);
         }
         for (host, addr) in &self.resolve {
             builder = builder.resolve(host, *addr);
@@ -330,110 +312,6 @@ impl ReqwestTransportBuilder {
             foreign_client: false,
         })
     }
-}
-
-/// Why a [`ReqwestTransport`] could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// A root certificate file could not be read.
-    #[error(
-        "cannot read the root certificate file `{}`: {source}; check the path and that this process may read it",
-        path.display()
-    )]
-    ReadCertificateFile {
-        /// The file.
-        path: PathBuf,
-        /// Why reading failed.
-        source: std::io::Error,
-    },
-    /// A PEM source held no valid certificate.
-    #[error(
-        "{origin} holds no usable certificate ({reason}); expected one or more PEM `BEGIN CERTIFICATE` blocks"
-    )]
-    InvalidCertificate {
-        /// Where the PEM came from: a file name, or "PEM bytes".
-        origin: String,
-        /// What was wrong.
-        reason: String,
-    },
-    /// reqwest could not build the client.
-    #[error("the HTTP client could not be built: {0}")]
-    Client(#[source] ::reqwest::Error),
-}
-
-/// Where the PEM text of extra root certificates comes from.
-enum PemSource {
-    Bytes(Vec<u8>),
-    File(PathBuf),
-}
-
-impl PemSource {
-    fn load(&self) -> Result<Vec<::reqwest::Certificate>, BuildError> {
-        let (pem, origin) = match self {
-            Self::Bytes(pem) => (pem.clone(), "PEM bytes".to_owned()),
-            Self::File(path) => {
-                let pem =
-                    std::fs::read(path).map_err(|source| BuildError::ReadCertificateFile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                (pem, format!("file `{}`", path.display()))
-            }
-        };
-        let invalid = |reason: String| BuildError::InvalidCertificate {
-            origin: origin.clone(),
-            reason,
-        };
-        let ders = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| invalid(err.to_string()))?;
-        if ders.is_empty() {
-            return Err(invalid("no certificate block found".to_owned()));
-        }
-        ders.iter()
-            .map(|der| ::reqwest::Certificate::from_der(der).map_err(|e| invalid(e.to_string())))
-            .collect()
-    }
-}
-
-impl fmt::Debug for PemSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Bytes(pem) => write!(f, "Bytes({} bytes)", pem.len()),
-            Self::File(path) => write!(f, "File({})", path.display()),
-        }
-    }
-}
-
-/// The URL for a log line: scheme, host, port, path and query, without any
-/// `user:password@` the caller may have put in the authority.
-fn loggable_url(uri: &http::Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or_default();
-    let host = uri.host().unwrap_or_default();
-    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let path = uri.path_and_query().map_or("", |pq| pq.as_str());
-    format!("{scheme}://{host}{port}{path}")
-}
-
-/// Refuses a URL that is not `https`, or `http` to a loopback host under the
-/// opt-in. Only the scheme and host appear in the error.
-fn check_scheme(uri: &http::Uri, allow_http_loopback: bool) -> Result<(), TransportError> {
-    let scheme = uri.scheme_str().unwrap_or_default();
-    let host = uri.host().unwrap_or_default();
-    if scheme.eq_ignore_ascii_case("https") {
-        return Ok(());
-    }
-    if scheme.eq_ignore_ascii_case("http") && allow_http_loopback && is_loopback_host(host) {
-        return Ok(());
-    }
-    Err(TransportError::new(
-        TransportErrorKind::Other,
-        format!(
-            "refused to send a request to `{scheme}://{host}`: expected an https URL \
-             (plain http is sent only to a loopback host, with the dangerous loopback opt-in)"
-        ),
-    ))
 }
 
 /// Reads the body chunk by chunk, stopping as soon as it exceeds `limit`.
@@ -457,13 +335,6 @@ async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-fn too_large(limit: usize) -> TransportError {
-    TransportError::new(
-        TransportErrorKind::BodyTooLarge,
-        format!("the response body exceeds the {limit}-byte limit; it was not read further"),
-    )
 }
 
 fn followed_redirect() -> TransportError {
@@ -491,51 +362,9 @@ fn map_error(err: ::reqwest::Error) -> TransportError {
     TransportError::new(kind, err)
 }
 
-fn elapsed_millis(started: std::time::Instant) -> u64 {
-    let elapsed = SystemClock
-        .now()
-        .instant()
-        .saturating_duration_since(started);
-    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn logged_urls_drop_user_info() {
-        let uri: http::Uri = "https://user:pw@auth.example.com:8443/token?tenant=a"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            loggable_url(&uri),
-            "https://auth.example.com:8443/token?tenant=a"
-        );
-    }
-
-    #[test]
-    fn scheme_check_needs_https_or_opted_in_loopback() {
-        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
-        assert!(check_scheme(&uri("https://auth.example.com/token"), false).is_ok());
-        assert!(check_scheme(&uri("http://auth.example.com/token"), true).is_err());
-        assert!(check_scheme(&uri("http://127.0.0.1:8080/token"), false).is_err());
-        assert!(check_scheme(&uri("http://127.0.0.1:8080/token"), true).is_ok());
-        assert!(check_scheme(&uri("http://[::1]:8080/token"), true).is_ok());
-        assert!(check_scheme(&uri("ftp://127.0.0.1/token"), true).is_err());
-    }
-
-    #[test]
-    fn scheme_error_names_only_scheme_and_host() {
-        let uri: http::Uri = "http://auth.example.com/token?secret=hunter2"
-            .parse()
-            .unwrap();
-        let err = check_scheme(&uri, false).unwrap_err();
-        assert_eq!(err.kind(), TransportErrorKind::Other);
-        let msg = err.to_string();
-        assert!(msg.contains("http://auth.example.com"), "{msg}");
-        assert!(!msg.contains("hunter2"), "{msg}");
-    }
 
     #[test]
     fn invalid_pem_is_refused_at_build() {

@@ -32,15 +32,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use crate::endpoint::is_loopback_host;
 use crate::error::{TransportError, TransportErrorKind};
 use crate::time::{Clock, SystemClock};
+use crate::transport::common::too_large;
+use crate::transport::common::{PemSource, USER_AGENT, check_scheme, log_outcome, loggable_url};
 use crate::transport::{BlockingTransport, MAX_RESPONSE_BYTES};
+
+pub use crate::transport::BuildError;
 
 /// How long [`UreqTransport::new`] waits for a connection (TCP and TLS) to
 /// be established: 10 seconds.
@@ -49,9 +50,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`UreqTransport::new`] lets one request take, from resolving the
 /// host to the last byte of the body: 30 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The `User-Agent` of the agents this module builds.
-const USER_AGENT: &str = concat!("service-auth/", env!("CARGO_PKG_VERSION"));
 
 /// A [`BlockingTransport`] over [`ureq`].
 ///
@@ -159,24 +157,7 @@ impl BlockingTransport for UreqTransport {
 
         let result = self.send_checked(request);
 
-        let elapsed_ms = elapsed_millis(started);
-        match &result {
-            Ok(response) => tracing::trace!(
-                %method,
-                %url,
-                status = response.status().as_u16(),
-                elapsed_ms,
-                body_len = response.body().len(),
-                "response received"
-            ),
-            Err(err) => tracing::debug!(
-                %method,
-                %url,
-                kind = %err.kind(),
-                elapsed_ms,
-                "request failed"
-            ),
-        }
+        log_outcome!(method, url, started, &result);
         result
     }
 }
@@ -350,7 +331,9 @@ impl UreqTransportBuilder {
         if !self.root_certificates.is_empty() {
             let mut roots = Vec::new();
             for source in &self.root_certificates {
-                roots.extend(source.load()?);
+                roots.extend(
+                    source.load(|der| Ok(ureq::tls::Certificate::from_der(der).to_owned()))?,
+                );
             }
             tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)));
         }
@@ -381,78 +364,6 @@ impl UreqTransportBuilder {
             max_body_bytes: self.max_body_bytes,
             allow_http_loopback: self.allow_http_loopback,
         })
-    }
-}
-
-/// Why a [`UreqTransport`] could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// A root certificate file could not be read.
-    #[error(
-        "cannot read the root certificate file `{}`: {source}; check the path and that this process may read it",
-        path.display()
-    )]
-    ReadCertificateFile {
-        /// The file.
-        path: PathBuf,
-        /// Why reading failed.
-        source: std::io::Error,
-    },
-    /// A PEM source held no valid certificate.
-    #[error(
-        "{origin} holds no usable certificate ({reason}); expected one or more PEM `BEGIN CERTIFICATE` blocks"
-    )]
-    InvalidCertificate {
-        /// Where the PEM came from: a file name, or "PEM bytes".
-        origin: String,
-        /// What was wrong.
-        reason: String,
-    },
-}
-
-/// Where the PEM text of root certificates comes from.
-enum PemSource {
-    Bytes(Vec<u8>),
-    File(PathBuf),
-}
-
-impl PemSource {
-    fn load(&self) -> Result<Vec<ureq::tls::Certificate<'static>>, BuildError> {
-        let (pem, origin) = match self {
-            Self::Bytes(pem) => (pem.clone(), "PEM bytes".to_owned()),
-            Self::File(path) => {
-                let pem =
-                    std::fs::read(path).map_err(|source| BuildError::ReadCertificateFile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                (pem, format!("file `{}`", path.display()))
-            }
-        };
-        let invalid = |reason: String| BuildError::InvalidCertificate {
-            origin: origin.clone(),
-            reason,
-        };
-        let ders = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| invalid(err.to_string()))?;
-        if ders.is_empty() {
-            return Err(invalid("no certificate block found".to_owned()));
-        }
-        Ok(ders
-            .iter()
-            .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
-            .collect())
-    }
-}
-
-impl fmt::Debug for PemSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Bytes(pem) => write!(f, "Bytes({} bytes)", pem.len()),
-            Self::File(path) => write!(f, "File({})", path.display()),
-        }
     }
 }
 
@@ -496,36 +407,6 @@ impl Resolver for OverrideResolver {
     }
 }
 
-/// The URL for a log line: scheme, host, port, path and query, without any
-/// `user:password@` the caller may have put in the authority.
-fn loggable_url(uri: &http::Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or_default();
-    let host = uri.host().unwrap_or_default();
-    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let path = uri.path_and_query().map_or("", |pq| pq.as_str());
-    format!("{scheme}://{host}{port}{path}")
-}
-
-/// Refuses a URL that is not `https`, or `http` to a loopback host under the
-/// opt-in. Only the scheme and host appear in the error.
-fn check_scheme(uri: &http::Uri, allow_http_loopback: bool) -> Result<(), TransportError> {
-    let scheme = uri.scheme_str().unwrap_or_default();
-    let host = uri.host().unwrap_or_default();
-    if scheme.eq_ignore_ascii_case("https") {
-        return Ok(());
-    }
-    if scheme.eq_ignore_ascii_case("http") && allow_http_loopback && is_loopback_host(host) {
-        return Ok(());
-    }
-    Err(TransportError::new(
-        TransportErrorKind::Other,
-        format!(
-            "refused to send a request to `{scheme}://{host}`: expected an https URL \
-             (plain http is sent only to a loopback host, with the dangerous loopback opt-in)"
-        ),
-    ))
-}
-
 /// Reads the body up to `limit` bytes; ureq stops reading one byte past it.
 fn read_capped(body: &mut ureq::Body, limit: usize) -> Result<Vec<u8>, TransportError> {
     if let Some(declared) = body.content_length()
@@ -537,13 +418,6 @@ fn read_capped(body: &mut ureq::Body, limit: usize) -> Result<Vec<u8>, Transport
         .limit(limit as u64)
         .read_to_vec()
         .map_err(map_error)
-}
-
-fn too_large(limit: usize) -> TransportError {
-    TransportError::new(
-        TransportErrorKind::BodyTooLarge,
-        format!("the response body exceeds the {limit}-byte limit; it was not read further"),
-    )
 }
 
 /// Classifies a ureq error. Its message names the cause, never a body.
@@ -571,7 +445,8 @@ fn map_error(err: ureq::Error) -> TransportError {
 /// `io::Error` wrapping the `rustls::Error`: a connection failure, like
 /// reqwest's.
 fn is_tls_failure(io: &std::io::Error) -> bool {
-    io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+    io.get_ref()
+        .is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 fn io_kind(kind: std::io::ErrorKind) -> TransportErrorKind {
@@ -586,39 +461,12 @@ fn io_kind(kind: std::io::ErrorKind) -> TransportErrorKind {
     }
 }
 
-fn elapsed_millis(started: std::time::Instant) -> u64 {
-    let elapsed = SystemClock
-        .now()
-        .instant()
-        .saturating_duration_since(started);
-    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn logged_urls_drop_user_info() {
-        let uri: http::Uri = "https://user:pw@auth.example.com:8443/token?tenant=a"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            loggable_url(&uri),
-            "https://auth.example.com:8443/token?tenant=a"
-        );
-    }
-
     fn uri(s: &str) -> http::Uri {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn scheme_check_needs_https_or_opted_in_loopback() {
-        assert!(check_scheme(&uri("https://auth.example.com/token"), false).is_ok());
-        assert!(check_scheme(&uri("http://auth.example.com/token"), true).is_err());
-        assert!(check_scheme(&uri("http://127.0.0.1:8080/token"), false).is_err());
-        assert!(check_scheme(&uri("http://localhost:8080/token"), true).is_ok());
     }
 
     #[test]
