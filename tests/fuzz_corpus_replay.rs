@@ -69,3 +69,27 @@ fn jwk_key_seeds() {
 fn assertion_seeds() {
     assert!(replay("assertion", bytes::assertion) >= 5);
 }
+
+/// A discovery document whose `token_endpoint` holds a control character
+/// (DEL) must not bring it into the error message, which ends up in logs.
+/// Found by the `discovery_document` fuzz target; the seed
+/// `fuzz/corpus/discovery_document/seed-regression-endpoint-control-char`
+/// is this input.
+#[test]
+#[ignore = "src/flow/discovery.rs passes the document's token_endpoint unsanitised into \
+            UrlError; reported to the lead"]
+fn discovery_error_strips_control_characters() {
+    use service_auth::endpoint::{Issuer, UrlPolicy};
+    use service_auth::flow::Discovery;
+
+    let policy = UrlPolicy::https_only();
+    let issuer = Issuer::parse("https://auth.example.com", policy).expect("parses");
+    let (awaiting, _request) = Discovery::new(issuer, policy).request();
+    let body = "{\"issuer\":\"https://auth.example.com\",\
+                \"token_endpoint\":\"http://auth.exhttps\u{7f}//auth.example.com/token\"}";
+    let error = awaiting
+        .handle_response(http::Response::new(body))
+        .expect_err("the token endpoint is not a URL");
+    let shown = error.to_string();
+    assert!(!shown.chars().any(char::is_control), "{shown:?}");
+}

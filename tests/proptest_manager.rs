@@ -1,6 +1,6 @@
 //! Model-based property tests of token acquisition: the sans-IO
 //! [`TokenManager`] and [`Acquirer`] against [`MockServer`]s on a virtual
-//! clock, under random schedules.
+//! clock, under random schedules, with and without background refresh.
 //!
 //! A [`Pair`] owns the machines and the mock servers (as quinn's test `Pair`
 //! owns two endpoints) and moves time itself: no threads, no runtime, no
