@@ -163,7 +163,9 @@ impl Authenticator {
     pub async fn token(&self) -> Result<Arc<CachedToken>, Error> {
         match self.inner.cached_fresh() {
             Some(token) => Ok(token),
-            None => self.inner.token_slow().await,
+            // Boxed: the slow path's state is large, and keeping it out of
+            // this future keeps the cached path as cheap as a plain call.
+            None => Box::pin(self.inner.token_slow()).await,
         }
     }
 
