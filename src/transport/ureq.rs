@@ -310,10 +310,10 @@ impl UreqTransportBuilder {
     ///
     /// # Compatibility
     ///
-    /// This plugs a resolver into ureq through its `unversioned` module,
-    /// which ureq exempts from semver. A ureq 3.x release that changes that
-    /// interface breaks this option's build; the rest of the transport uses
-    /// ureq's stable API only.
+    /// The transport plugs its resolver (these overrides, IP literals
+    /// answered without a lookup thread) into ureq through ureq's
+    /// `unversioned` module, which ureq exempts from semver; `Cargo.toml`
+    /// therefore accepts ureq 3.5 releases only.
     pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
         self.resolve.push((host.to_ascii_lowercase(), addr));
         self
@@ -346,19 +346,19 @@ impl UreqTransportBuilder {
             .timeout_connect(Some(self.connect_timeout))
             .timeout_global(Some(self.timeout))
             .user_agent(USER_AGENT)
+            // Many threads sharing one transport keep their connections.
+            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
             .tls_config(tls.build())
             .build();
-        // The resolver hook is ureq's semver-exempt API: plug it in only
-        // when an override asks for it.
-        let agent = if self.resolve.is_empty() {
-            ureq::Agent::new_with_config(config)
-        } else {
-            let resolver = OverrideResolver {
-                overrides: self.resolve,
-                fallback: DefaultResolver::default(),
-            };
-            ureq::Agent::with_parts(config, DefaultConnector::default(), resolver)
+        // The resolver hook is ureq's semver-exempt API. It is plugged in
+        // always: with a timeout set, ureq's default resolver looks every
+        // host up on a new thread, IP literals included, which costs more
+        // than the rest of a pooled exchange.
+        let resolver = OverrideResolver {
+            overrides: self.resolve,
+            fallback: DefaultResolver::default(),
         };
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), resolver);
         Ok(UreqTransport {
             agent,
             max_body_bytes: self.max_body_bytes,
@@ -367,8 +367,11 @@ impl UreqTransportBuilder {
     }
 }
 
-/// Answers configured hosts with their fixed address and asks the system
-/// resolver for the others.
+/// Idle connections kept per host: enough for a pool of worker threads.
+const MAX_IDLE_CONNECTIONS_PER_HOST: usize = 16;
+
+/// Answers configured hosts with their fixed address and IP literals with
+/// themselves, and asks the system resolver for the others.
 #[derive(Debug)]
 struct OverrideResolver {
     overrides: Vec<(String, SocketAddr)>,
@@ -384,15 +387,20 @@ impl Resolver for OverrideResolver {
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let host = uri.host().unwrap_or_default();
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let Some((_, addr)) = self
+        let fixed = self
             .overrides
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(host))
-        else {
+            .map(|(_, addr)| *addr);
+        let literal = || {
+            host.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 0))
+        };
+        let Some(mut addr) = fixed.or_else(literal) else {
             return self.fallback.resolve(uri, config, timeout);
         };
 
-        let mut addr = *addr;
         if let Some(port) = uri.port_u16() {
             addr.set_port(port);
         } else if addr.port() == 0 {
