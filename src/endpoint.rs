@@ -203,6 +203,15 @@ pub fn is_loopback_host(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The URL as an error may quote it: control characters removed and cut
+/// short, since a URL can come from a provider's discovery document.
+fn shown(input: &str) -> String {
+    crate::response::sanitise(input, MAX_SHOWN_URL_CHARS)
+}
+
+/// The longest URL an error quotes.
+const MAX_SHOWN_URL_CHARS: usize = 256;
+
 fn normalise(
     what: &'static str,
     input: &str,
@@ -211,7 +220,7 @@ fn normalise(
 ) -> Result<String, UrlError> {
     let malformed = |reason: &str| UrlError::Malformed {
         what,
-        url: input.to_owned(),
+        url: shown(input),
         reason: reason.to_owned(),
     };
     if input.contains('@') {
@@ -220,7 +229,7 @@ fn normalise(
     if input.contains('#') || (!allow_query && input.contains('?')) {
         return Err(UrlError::QueryOrFragment {
             what,
-            url: input.to_owned(),
+            url: shown(input),
         });
     }
     let uri: Uri = input
@@ -244,13 +253,13 @@ fn normalise(
         "http" => {
             return Err(UrlError::NotHttps {
                 what,
-                url: input.to_owned(),
+                url: shown(input),
             });
         }
         other => {
             return Err(UrlError::UnsupportedScheme {
                 what,
-                url: input.to_owned(),
+                url: shown(input),
                 scheme: other.to_owned(),
             });
         }

@@ -102,7 +102,8 @@ impl Default for RefreshPolicy {
 impl RefreshPolicy {
     /// The policy with every value brought into range: durations at most a
     /// year, `jitter` in `[0, 1]` (0 when not a number), a non-zero
-    /// `backoff_initial` and `backoff_max >= backoff_initial`.
+    /// `backoff_initial`, `backoff_max >= backoff_initial` and
+    /// `permanent_hold_off >= backoff_max`.
     #[must_use]
     pub fn normalized(mut self) -> Self {
         for value in [
@@ -122,6 +123,8 @@ impl RefreshPolicy {
         // A zero backoff would turn a failing provider into a busy loop.
         self.backoff_initial = self.backoff_initial.max(Duration::from_millis(1));
         self.backoff_max = self.backoff_max.max(self.backoff_initial);
+        // A permanent error is retried no sooner than a transient one.
+        self.permanent_hold_off = self.permanent_hold_off.max(self.backoff_max);
         self
     }
 }

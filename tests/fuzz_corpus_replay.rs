@@ -76,8 +76,6 @@ fn assertion_seeds() {
 /// `fuzz/corpus/discovery_document/seed-regression-endpoint-control-char`
 /// is this input.
 #[test]
-#[ignore = "src/flow/discovery.rs passes the document's token_endpoint unsanitised into \
-            UrlError; reported to the lead"]
 fn discovery_error_strips_control_characters() {
     use service_auth::endpoint::{Issuer, UrlPolicy};
     use service_auth::flow::Discovery;

@@ -1420,8 +1420,6 @@ proptest! {
 /// `permanent_hold_off` of zero must not turn `invalid_client` into a busy
 /// loop against the provider, just as `backoff_initial` is kept above zero.
 #[test]
-#[ignore = "RefreshPolicy::normalized (src/manager.rs) keeps a zero permanent_hold_off, \
-            so a permanent error is retried at once; reported to the lead"]
 fn zero_hold_off_still_holds_off_permanent_errors() {
     let mut policy = RefreshPolicy::default();
     policy.permanent_hold_off = Duration::ZERO;
