@@ -15,6 +15,7 @@ const CLOCK_READERS: &[&str] = &["src/time.rs"];
 const IO_MODULES: &[&str] = &[
     "src/config/",
     "src/authenticator.rs",
+    "src/transport/common.rs",
     "src/transport/reqwest.rs",
     "src/transport/ureq.rs",
     "src/mock/serve.rs",
