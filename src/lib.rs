@@ -8,7 +8,7 @@
 //! `http::Response` values, the [`manager::TokenManager`] decides when to
 //! fetch and refresh for a `now` it is given, and the [`rng::Rng`] is seeded
 //! by the caller. IO lives in [`transport`]s and in the two drivers,
-//! [`authenticator::Authenticator`] (async, tokio) and
+//! `authenticator::Authenticator` (async, feature `tokio`) and
 //! [`blocking::BlockingAuthenticator`] (threads only).
 //!
 //! # Getting a token

@@ -125,7 +125,7 @@ pub enum ClientSecretAuth {
 /// A service's authentication configuration, checked when it is built.
 ///
 /// Start from the constructor of the method, add options, then call
-/// [`build`](Self::build) (any async transport), [`build_blocking`](Self::build_blocking)
+/// `build` (any async transport, feature `tokio`), [`build_blocking`](Self::build_blocking)
 /// (any blocking transport), `build_reqwest` (feature `reqwest`) or
 /// `build_ureq` (feature `blocking`). See the [module documentation](self).
 ///
@@ -601,7 +601,9 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// As for [`build`](Self::build).
+    /// [`Error`] when the configuration is incomplete or invalid, names a
+    /// file that cannot be read or is readable by others, or holds a key
+    /// that cannot be used; the message says which and how to fix it.
     pub fn build_blocking(
         self,
         transport: impl BlockingTransport,
